@@ -1,0 +1,3 @@
+//! The state machines applied by Chronik's raft groups: a Kafka partition and
+//! the cluster metadata catalogue. (Under construction: see the raft-fsm issue.)
+#![deny(missing_docs)]
