@@ -1,0 +1,48 @@
+//! Configuration of a partition machine.
+
+/// How a partition lays out and bounds its log.
+///
+/// # Correctness
+/// `segment_bytes` decides where segments roll, and retention deletes whole
+/// segments: every replica of a partition must use the same value (it comes
+/// from the topic's configuration), or their logs would diverge under
+/// retention. A restored snapshot carries the sender's segment layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionConfig {
+    /// Roll to a new segment when the active one would exceed this size.
+    pub segment_bytes: u64,
+    /// Largest accepted record batch (Kafka's `max.message.bytes`).
+    pub max_batch_bytes: u64,
+    /// Size of the chunks a snapshot is streamed in.
+    pub snapshot_chunk_bytes: usize,
+}
+
+impl Default for PartitionConfig {
+    fn default() -> Self {
+        PartitionConfig {
+            segment_bytes: 64 * 1024 * 1024,
+            max_batch_bytes: 8 * 1024 * 1024,
+            snapshot_chunk_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl PartitionConfig {
+    /// Sets the segment size.
+    pub fn with_segment_bytes(mut self, bytes: u64) -> Self {
+        self.segment_bytes = bytes.max(1);
+        self
+    }
+
+    /// Sets the largest accepted batch.
+    pub fn with_max_batch_bytes(mut self, bytes: u64) -> Self {
+        self.max_batch_bytes = bytes;
+        self
+    }
+
+    /// Sets the snapshot chunk size.
+    pub fn with_snapshot_chunk_bytes(mut self, bytes: usize) -> Self {
+        self.snapshot_chunk_bytes = bytes.max(1);
+        self
+    }
+}

@@ -1,0 +1,312 @@
+//! One segment of a partition's log: a run of record-batch frames starting
+//! at a base offset, in memory or in a file, with a sparse offset index.
+//!
+//! Segments are append-only once opened: readers and snapshot sources may
+//! hold an `Arc<Segment>` and read any byte range below a length they saw,
+//! while apply keeps appending. A segment removed from the log (retention)
+//! stays readable through such an `Arc` (an unlinked file stays open).
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use parking_lot::RwLock;
+
+use super::frame::{self, FrameHeader, FRAME_HEADER};
+use crate::error::{CorruptionKind, FsmError};
+
+mod read;
+
+/// A sparse index entry every this many bytes of a file segment.
+const INDEX_INTERVAL: u64 = 4096;
+/// Appends are buffered in memory up to this size before one `write`.
+const WRITE_BUFFER: usize = 256 * 1024;
+/// Reads from files are done in windows of at least this size.
+const READ_WINDOW: usize = 64 * 1024;
+
+/// One batch held by an in-memory segment.
+struct MemFrame {
+    position: u64,
+    base_offset: u64,
+    frame: Bytes,
+}
+
+/// Where the bytes of a segment live.
+enum Store {
+    /// Every frame, dense (the whole segment is in memory anyway).
+    Memory(Vec<MemFrame>),
+    /// A file plus the tail not yet written to it.
+    File {
+        file: Arc<File>,
+        file_len: u64,
+        buffer: Vec<u8>,
+    },
+}
+
+struct Inner {
+    store: Store,
+    len: u64,
+    next_offset: u64,
+    max_timestamp: i64,
+    /// Sparse `(base offset, position)` of some batches (file segments).
+    index: Vec<(u64, u64)>,
+    since_index: u64,
+}
+
+/// One segment of a partition log.
+pub(crate) struct Segment {
+    base_offset: u64,
+    path: Option<PathBuf>,
+    inner: RwLock<Inner>,
+}
+
+impl std::fmt::Debug for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment")
+            .field("base_offset", &self.base_offset)
+            .field("path", &self.path)
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+fn pread(file: &File, path: &Path, position: u64, len: usize) -> Result<Bytes, FsmError> {
+    let mut buf = BytesMut::zeroed(len);
+    file.read_exact_at(&mut buf, position)
+        .map_err(|e| FsmError::io(path, e))?;
+    Ok(buf.freeze())
+}
+
+impl Segment {
+    fn with_store(base_offset: u64, path: Option<PathBuf>, store: Store) -> Self {
+        let inner = Inner {
+            store,
+            len: 0,
+            next_offset: base_offset,
+            max_timestamp: i64::MIN,
+            index: Vec::new(),
+            since_index: 0,
+        };
+        Segment {
+            base_offset,
+            path,
+            inner: RwLock::new(inner),
+        }
+    }
+
+    /// A new empty in-memory segment.
+    pub(crate) fn memory(base_offset: u64) -> Self {
+        Self::with_store(base_offset, None, Store::Memory(Vec::new()))
+    }
+
+    /// A new empty file segment at `path` (an existing file is truncated).
+    pub(crate) fn create(path: PathBuf, base_offset: u64) -> Result<Self, FsmError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|e| FsmError::io(&path, e))?;
+        let store = Store::File {
+            file: Arc::new(file),
+            file_len: 0,
+            buffer: Vec::new(),
+        };
+        Ok(Self::with_store(base_offset, Some(path), store))
+    }
+
+    /// Opens a file segment whose first `durable_len` bytes were made durable:
+    /// cuts anything past them, verifies every frame and rebuilds the index.
+    pub(crate) fn open(
+        path: PathBuf,
+        base_offset: u64,
+        durable_len: u64,
+    ) -> Result<Self, FsmError> {
+        let corrupt = |position: u64, kind: CorruptionKind| FsmError::Corruption {
+            path: path.clone(),
+            position,
+            kind,
+        };
+        let file = match OpenOptions::new().read(true).write(true).open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(corrupt(0, CorruptionKind::MissingFile));
+            }
+            Err(e) => return Err(FsmError::io(&path, e)),
+        };
+        let actual = file.metadata().map_err(|e| FsmError::io(&path, e))?.len();
+        if actual < durable_len {
+            return Err(corrupt(actual, CorruptionKind::Truncated));
+        }
+        if actual > durable_len {
+            // Bytes applied after the last checkpoint: replay rewrites them.
+            file.set_len(durable_len)
+                .map_err(|e| FsmError::io(&path, e))?;
+            file.sync_all().map_err(|e| FsmError::io(&path, e))?;
+        }
+        let file = Arc::new(file);
+        let segment = Self::with_store(
+            base_offset,
+            Some(path.clone()),
+            Store::File {
+                file: Arc::clone(&file),
+                file_len: durable_len,
+                buffer: Vec::new(),
+            },
+        );
+        {
+            let mut inner = segment.inner.write();
+            let mut window = Bytes::new();
+            let mut window_pos = 0u64;
+            let mut position = 0u64;
+            // Bounded: every iteration advances `position` by a whole frame.
+            while position < durable_len {
+                let remaining = durable_len - position;
+                if remaining < FRAME_HEADER as u64 {
+                    return Err(corrupt(position, CorruptionKind::BadLength));
+                }
+                let in_window = (window_pos + window.len() as u64).saturating_sub(position);
+                if position < window_pos || in_window < FRAME_HEADER as u64 {
+                    let len = remaining.min(READ_WINDOW as u64) as usize;
+                    window = pread(&file, &path, position, len)?;
+                    window_pos = position;
+                }
+                let at = (position - window_pos) as usize;
+                let header = frame::parse_header(&window[at..])
+                    .ok_or_else(|| corrupt(position, CorruptionKind::BadLength))?;
+                let frame_len = header.frame_len() as u64;
+                if frame_len > remaining {
+                    return Err(corrupt(position, CorruptionKind::BadLength));
+                }
+                if (window.len() - at) < frame_len as usize {
+                    let len = remaining.min(frame_len.max(READ_WINDOW as u64)) as usize;
+                    window = pread(&file, &path, position, len)?;
+                    window_pos = position;
+                }
+                let at = (position - window_pos) as usize;
+                if !frame::checksum_ok(&header, &window[at..at + frame_len as usize]) {
+                    return Err(corrupt(position, CorruptionKind::ChecksumMismatch));
+                }
+                if header.base_offset != inner.next_offset {
+                    return Err(corrupt(position, CorruptionKind::OffsetGap));
+                }
+                Self::note_batch(&mut inner, &header, position);
+                inner.len += frame_len;
+                position += frame_len;
+            }
+        }
+        Ok(segment)
+    }
+
+    fn note_batch(inner: &mut Inner, header: &FrameHeader, position: u64) {
+        if inner.index.is_empty() || inner.since_index >= INDEX_INTERVAL {
+            inner.index.push((header.base_offset, position));
+            inner.since_index = 0;
+        }
+        inner.since_index += header.frame_len() as u64;
+        inner.next_offset = header.next_offset();
+        inner.max_timestamp = inner.max_timestamp.max(header.max_timestamp);
+    }
+
+    /// The first offset of the segment.
+    pub(crate) fn base_offset(&self) -> u64 {
+        self.base_offset
+    }
+
+    /// The file, for file segments.
+    pub(crate) fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Bytes in the segment.
+    pub(crate) fn len(&self) -> u64 {
+        self.inner.read().len
+    }
+
+    /// The offset after the last batch.
+    pub(crate) fn next_offset(&self) -> u64 {
+        self.inner.read().next_offset
+    }
+
+    /// Greatest batch timestamp, `i64::MIN` when empty.
+    pub(crate) fn max_timestamp(&self) -> i64 {
+        self.inner.read().max_timestamp
+    }
+
+    /// Appends one encoded frame whose header is `header`.
+    pub(crate) fn append(&self, header: &FrameHeader, frame: Bytes) -> Result<(), FsmError> {
+        let mut inner = self.inner.write();
+        let position = inner.len;
+        Self::note_batch(&mut inner, header, position);
+        inner.len += frame.len() as u64;
+        match &mut inner.store {
+            Store::Memory(frames) => {
+                frames.push(MemFrame {
+                    position,
+                    base_offset: header.base_offset,
+                    frame,
+                });
+            }
+            Store::File {
+                file,
+                file_len,
+                buffer,
+            } => {
+                buffer.extend_from_slice(&frame);
+                if buffer.len() >= WRITE_BUFFER {
+                    Self::write_buffer(self.path.as_deref(), file, file_len, buffer)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn write_buffer(
+        path: Option<&Path>,
+        file: &File,
+        file_len: &mut u64,
+        buffer: &mut Vec<u8>,
+    ) -> Result<(), FsmError> {
+        if buffer.is_empty() {
+            return Ok(());
+        }
+        let path = path.unwrap_or(Path::new(""));
+        file.write_all_at(buffer, *file_len)
+            .map_err(|e| FsmError::io(path, e))?;
+        *file_len += buffer.len() as u64;
+        buffer.clear();
+        Ok(())
+    }
+
+    /// Writes buffered bytes and syncs the file; returns the durable length.
+    pub(crate) fn sync(&self) -> Result<u64, FsmError> {
+        let mut inner = self.inner.write();
+        let len = inner.len;
+        if let Store::File {
+            file,
+            file_len,
+            buffer,
+        } = &mut inner.store
+        {
+            Self::write_buffer(self.path.as_deref(), file, file_len, buffer)?;
+            let path = self.path.as_deref().unwrap_or(Path::new(""));
+            file.sync_data().map_err(|e| FsmError::io(path, e))?;
+        }
+        Ok(len)
+    }
+
+    /// Removes the segment's file (readers holding it keep reading).
+    pub(crate) fn delete_file(&self) -> Result<(), FsmError> {
+        if let Some(path) = &self.path {
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(FsmError::io(path, e)),
+            }
+        }
+        Ok(())
+    }
+}
