@@ -1,0 +1,319 @@
+//! `LocalNetwork`: the handle tests hold to create endpoints, inject faults
+//! and drive delivery.
+
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex};
+
+use super::endpoint::LocalTransport;
+use super::node::NodeSlot;
+use super::pump::PumpHandle;
+use super::state::{NetState, PairStats};
+use crate::NodeId;
+
+/// Shared by the network handle, its endpoints and its pump.
+pub(crate) struct Shared {
+    pub(crate) state: Mutex<NetState>,
+    /// Woken when a frame is queued or a fault changes (the pump waits on it).
+    pub(crate) wakeup: Condvar,
+    /// Held for a whole delivery, so frames of one pair reach the handler in
+    /// queue order even if several threads drive delivery.
+    pub(crate) delivery: Mutex<()>,
+    /// Chunks buffered per snapshot transfer.
+    pub(crate) snapshot_window: usize,
+}
+
+/// Settings of a [`LocalNetwork`].
+#[derive(Debug, Clone)]
+pub struct LocalNetworkBuilder {
+    seed: u64,
+    queue_capacity: usize,
+    snapshot_window: usize,
+    auto_deliver: bool,
+}
+
+impl Default for LocalNetworkBuilder {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            queue_capacity: 1024,
+            snapshot_window: 4,
+            auto_deliver: false,
+        }
+    }
+}
+
+impl LocalNetworkBuilder {
+    /// The seed of the network's one RNG (drop, duplicate, delay, reorder).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Frames in flight per ordered pair before `send` answers `QueueFull` (default 1024).
+    pub fn queue_capacity(mut self, frames: usize) -> Self {
+        self.queue_capacity = frames.max(1);
+        self
+    }
+
+    /// Chunks buffered per snapshot transfer (default 4).
+    pub fn snapshot_window(mut self, chunks: usize) -> Self {
+        self.snapshot_window = chunks.max(1);
+        self
+    }
+
+    /// Deliver automatically on a background thread for the network's whole
+    /// life (see [`LocalNetwork::spawn_pump`]); off by default (manual mode).
+    pub fn auto_deliver(mut self, on: bool) -> Self {
+        self.auto_deliver = on;
+        self
+    }
+
+    /// Builds the network.
+    pub fn build(self) -> LocalNetwork {
+        let network = LocalNetwork {
+            shared: Arc::new(Shared {
+                state: Mutex::new(NetState::new(self.seed, self.queue_capacity)),
+                wakeup: Condvar::new(),
+                delivery: Mutex::new(()),
+                snapshot_window: self.snapshot_window,
+            }),
+        };
+        if self.auto_deliver {
+            PumpHandle::spawn(&network.shared).detach();
+        }
+        network
+    }
+}
+
+/// An in-process network connecting any number of nodes, with faults driven
+/// by one seeded RNG so a failing run replays.
+///
+/// Two ways to drive delivery:
+/// - manual (the default): queued frames move only when the owner calls
+///   [`step`](Self::step) or [`deliver`](Self::deliver), on one thread, in a
+///   reproducible order; delays are counted in steps;
+/// - automatic: [`spawn_pump`](Self::spawn_pump) (or
+///   [`LocalNetworkBuilder::auto_deliver`]) steps on a background thread,
+///   about one step per millisecond when idle.
+///
+/// Handlers are called without the network's lock held, so they may call
+/// `send`; they must not call `step` or `deliver` themselves.
+///
+/// Snapshots stream on their own threads (or tasks of the current tokio
+/// runtime) and are not paced by steps; cuts abort them.
+#[derive(Clone)]
+pub struct LocalNetwork {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for LocalNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.shared.state.lock();
+        f.debug_struct("LocalNetwork")
+            .field("nodes", &state.nodes.keys().collect::<Vec<_>>())
+            .field("clock", &state.clock)
+            .field("pending", &state.pending())
+            .finish()
+    }
+}
+
+impl LocalNetwork {
+    /// A manual-mode network seeded with `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self::builder().seed(seed).build()
+    }
+
+    /// A builder for the other settings.
+    pub fn builder() -> LocalNetworkBuilder {
+        LocalNetworkBuilder::default()
+    }
+
+    /// The endpoint of node `id`, attaching the node on first use. Calling
+    /// it again returns another handle to the same node.
+    pub fn endpoint(&self, id: NodeId) -> Arc<LocalTransport> {
+        let slot = {
+            let mut state = self.shared.state.lock();
+            let slot = Arc::clone(
+                state
+                    .nodes
+                    .entry(id)
+                    .or_insert_with(|| Arc::new(NodeSlot::new(id))),
+            );
+            state.refresh_views();
+            slot
+        };
+        Arc::new(LocalTransport::new(Arc::clone(&self.shared), slot))
+    }
+
+    /// Cuts every link between the two sets, both ways.
+    pub fn partition(&self, side_a: &[NodeId], side_b: &[NodeId]) {
+        self.change_faults(|state| {
+            for &a in side_a {
+                for &b in side_b {
+                    state.cut(a, b);
+                    state.cut(b, a);
+                }
+            }
+        });
+    }
+
+    /// Cuts the link from `from` to `to` only: `to` stops hearing `from`.
+    pub fn partition_one_way(&self, from: NodeId, to: NodeId) {
+        self.change_faults(|state| state.cut(from, to));
+    }
+
+    /// Cuts `node` from every other node, both ways.
+    pub fn isolate(&self, node: NodeId) {
+        self.change_faults(|state| state.isolate(node));
+    }
+
+    /// Removes every cut and isolation (rates and delays stay).
+    pub fn heal(&self) {
+        self.change_faults(NetState::heal);
+    }
+
+    /// Probability in `[0, 1]` that a frame is silently lost.
+    pub fn set_drop_rate(&self, rate: f64) {
+        self.change_faults(|state| state.faults.drop_rate = clamp_rate(rate));
+    }
+
+    /// Probability in `[0, 1]` that a frame is delivered twice.
+    pub fn set_duplicate_rate(&self, rate: f64) {
+        self.change_faults(|state| state.faults.duplicate_rate = clamp_rate(rate));
+    }
+
+    /// Probability in `[0, 1]` that a frame is held back so later frames overtake it.
+    pub fn set_reorder_rate(&self, rate: f64) {
+        self.change_faults(|state| state.faults.reorder_rate = clamp_rate(rate));
+    }
+
+    /// Delay of each frame in steps, drawn from `range` (order per pair is
+    /// kept: a frame is never due before the one sent before it).
+    pub fn set_delay(&self, range: impl RangeBounds<u64>) {
+        let low = match range.start_bound() {
+            Bound::Included(&low) => low,
+            Bound::Excluded(&low) => low.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let high = match range.end_bound() {
+            Bound::Included(&high) => high,
+            Bound::Excluded(&high) => high.saturating_sub(1),
+            Bound::Unbounded => low,
+        };
+        self.change_faults(|state| state.faults.delay = (low, high.max(low)));
+    }
+
+    /// Advances the clock by one step and delivers every frame due by then
+    /// (and pending liveness notices). Returns the frames delivered.
+    pub fn step(&self) -> usize {
+        self.shared.state.lock().clock += 1;
+        self.deliver(usize::MAX)
+    }
+
+    /// Delivers up to `max` frames already due, without advancing the clock,
+    /// and pending liveness notices. Returns the frames delivered.
+    pub fn deliver(&self, max: usize) -> usize {
+        deliver(&self.shared, max)
+    }
+
+    /// Steps until nothing is queued or `max_steps` were taken; returns the
+    /// frames delivered.
+    pub fn run_until_idle(&self, max_steps: u64) -> usize {
+        let mut delivered = 0;
+        for _ in 0..max_steps {
+            if self.pending() == 0 && self.shared.state.lock().notices.is_empty() {
+                break;
+            }
+            delivered += self.step();
+        }
+        delivered
+    }
+
+    /// Frames queued and not yet delivered.
+    pub fn pending(&self) -> usize {
+        self.shared.state.lock().pending()
+    }
+
+    /// The current step.
+    pub fn clock(&self) -> u64 {
+        self.shared.state.lock().clock
+    }
+
+    /// The counters of the ordered pair `from -> to`.
+    pub fn pair_stats(&self, from: NodeId, to: NodeId) -> PairStats {
+        let state = self.shared.state.lock();
+        state
+            .pairs
+            .get(&(from, to))
+            .map(|pair| pair.stats)
+            .unwrap_or_default()
+    }
+
+    /// Starts delivering on a background thread until the handle is dropped.
+    pub fn spawn_pump(&self) -> PumpHandle {
+        PumpHandle::spawn(&self.shared)
+    }
+
+    fn change_faults(&self, change: impl FnOnce(&mut NetState)) {
+        let mut state = self.shared.state.lock();
+        change(&mut state);
+        state.refresh_views();
+        drop(state);
+        self.shared.wakeup.notify_all();
+    }
+}
+
+fn clamp_rate(rate: f64) -> f64 {
+    if rate.is_nan() {
+        0.0
+    } else {
+        rate.clamp(0.0, 1.0)
+    }
+}
+
+/// Delivers pending notices and up to `max` due frames; returns the frames delivered.
+pub(crate) fn deliver(shared: &Shared, max: usize) -> usize {
+    let _delivery = shared.delivery.lock();
+    let (notices, frames) = {
+        let mut state = shared.state.lock();
+        let notices: Vec<_> = state.notices.drain(..).collect();
+        let frames = state.take_due(max);
+        let mut ready = Vec::with_capacity(frames.len());
+        for frame in frames {
+            let target = state.nodes.get(&frame.to).cloned();
+            let cut = state.is_cut(frame.from, frame.to);
+            let pair = state.pairs.entry((frame.from, frame.to)).or_default();
+            let messages = frame.batch.len() as u64;
+            match target.and_then(|slot| slot.handler().map(|handler| (slot, handler))) {
+                _ if cut => {
+                    pair.stats.frames_dropped += 1;
+                    pair.stats.messages_dropped += messages;
+                }
+                None => {
+                    pair.stats.frames_unhandled += 1;
+                    if let Some(slot) = state.nodes.get(&frame.to) {
+                        slot.rejects.count(crate::RejectReason::NoHandler);
+                    }
+                }
+                Some((_, handler)) => {
+                    pair.stats.frames_delivered += 1;
+                    pair.stats.messages_delivered += messages;
+                    ready.push((handler, frame));
+                }
+            }
+        }
+        (notices, ready)
+    };
+    for notice in notices {
+        if let Some(handler) = notice.observer.handler() {
+            handler.on_peer_state(notice.peer, notice.state);
+        }
+    }
+    let delivered = frames.len();
+    for (handler, frame) in frames {
+        handler.on_messages(frame.from, frame.batch);
+    }
+    delivered
+}

@@ -1,0 +1,92 @@
+//! The background thread that drives a [`LocalNetwork`](super::LocalNetwork) in automatic mode.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::network::{deliver, Shared};
+
+/// How long an idle pump waits for a frame before taking the next step.
+const IDLE_STEP: Duration = Duration::from_millis(1);
+
+/// Delivers a network's frames on a background thread, one step per
+/// iteration (about one per millisecond when idle). Dropping the handle
+/// stops and joins the thread; the thread also ends once the network and
+/// all its endpoints are gone.
+#[derive(Debug)]
+pub struct PumpHandle {
+    stop: Arc<AtomicBool>,
+    shared: Weak<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl PumpHandle {
+    pub(crate) fn spawn(shared: &Arc<Shared>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let weak = Arc::downgrade(shared);
+        let thread = {
+            let stop = Arc::clone(&stop);
+            let weak = weak.clone();
+            std::thread::Builder::new()
+                .name("local-net-pump".into())
+                .spawn(move || run(&weak, &stop))
+                .ok()
+        };
+        if thread.is_none() {
+            tracing::error!("could not start the local network pump thread");
+        }
+        Self {
+            stop,
+            shared: weak,
+            thread,
+        }
+    }
+
+    /// Lets the pump run for the network's whole life.
+    pub(crate) fn detach(mut self) {
+        self.thread.take();
+    }
+
+    /// Stops the pump and waits for its thread.
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(shared) = self.shared.upgrade() {
+            shared.wakeup.notify_all();
+        }
+        // A handler that drops the pump runs on the pump thread: no self-join.
+        if thread.thread().id() != std::thread::current().id() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for PumpHandle {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+fn run(weak: &Weak<Shared>, stop: &AtomicBool) {
+    while !stop.load(Ordering::SeqCst) {
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        shared.state.lock().clock += 1;
+        if deliver(&shared, usize::MAX) > 0 {
+            continue;
+        }
+        let mut state = shared.state.lock();
+        let next = state.clock + 1;
+        if state.notices.is_empty() && !state.has_due_by(next) && !stop.load(Ordering::SeqCst) {
+            shared.wakeup.wait_for(&mut state, IDLE_STEP);
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! The conformance suite on the in-process network, and its own checks:
+//! faults, manual stepping, replay from a seed.
+
+use std::sync::Arc;
+
+use raft_transport::local::{LocalNetwork, LocalTransport};
+use raft_transport::{PeerState, Transport, TransportError};
+
+use crate::suite::{Factory, Harness};
+use crate::support::{numbered, seq_of, Recorder};
+
+pub struct LocalFactory;
+
+pub struct LocalHarness {
+    net: LocalNetwork,
+    nodes: Vec<(Arc<LocalTransport>, Arc<Recorder>)>,
+}
+
+#[async_trait::async_trait]
+impl Factory for LocalFactory {
+    type H = LocalHarness;
+    async fn start(&self, nodes: u64) -> LocalHarness {
+        let net = LocalNetwork::builder()
+            .seed(1)
+            .queue_capacity(256)
+            .auto_deliver(true)
+            .build();
+        let nodes = (1..=nodes)
+            .map(|id| {
+                let endpoint = net.endpoint(id);
+                let recorder = Recorder::new();
+                endpoint.set_handler(recorder.clone());
+                (endpoint, recorder)
+            })
+            .collect();
+        LocalHarness { net, nodes }
+    }
+}
+
+#[async_trait::async_trait]
+impl Harness for LocalHarness {
+    fn node(&self, id: u64) -> Arc<dyn Transport> {
+        self.nodes[id as usize - 1].0.clone()
+    }
+    fn recorder(&self, id: u64) -> Arc<Recorder> {
+        self.nodes[id as usize - 1].1.clone()
+    }
+    async fn take_down(&mut self, id: u64) {
+        self.net.isolate(id);
+    }
+    async fn bring_back(&mut self, _id: u64) {
+        self.net.heal();
+    }
+    fn snapshot_bound(&self) -> u64 {
+        // Window of 4 chunks, one in the producer's hand, one in the handler's.
+        6 << 20
+    }
+    async fn finish(self) {}
+}
+
+crate::conformance!(crate::local::LocalFactory);
+
+/// Manual mode: nothing moves until stepped; delays are counted in steps
+/// and keep order per pair.
+#[test]
+fn manual_stepping_and_delays() {
+    let net = LocalNetwork::new(3);
+    let (a, b) = (net.endpoint(1), net.endpoint(2));
+    let inbox = Recorder::new();
+    b.set_handler(inbox.clone());
+    net.set_delay(2..=4);
+    for seq in 0..50 {
+        a.send(2, vec![numbered(1, seq, 8)]).unwrap();
+    }
+    assert_eq!(net.deliver(usize::MAX), 0, "nothing is due before a step");
+    assert_eq!(net.step(), 0, "the shortest delay is two steps");
+    let delivered = net.run_until_idle(100);
+    assert_eq!(delivered, 50);
+    let seqs: Vec<u64> = inbox.messages_from(1).iter().map(seq_of).collect();
+    assert_eq!(
+        seqs,
+        (0..50).collect::<Vec<_>>(),
+        "delays never reorder a pair"
+    );
+    assert!(net.clock() >= 4);
+}
+
+/// Drops, duplicates and reorders come from the seed: the same seed and the
+/// same calls give the same deliveries; the counters add up.
+#[test]
+fn faults_replay_from_the_seed() {
+    fn run(seed: u64) -> (Vec<u64>, raft_transport::local::PairStats) {
+        let net = LocalNetwork::new(seed);
+        let (a, b) = (net.endpoint(1), net.endpoint(2));
+        let inbox = Recorder::new();
+        b.set_handler(inbox.clone());
+        net.set_drop_rate(0.2);
+        net.set_duplicate_rate(0.1);
+        net.set_reorder_rate(0.2);
+        net.set_delay(0..=3);
+        for seq in 0..500 {
+            a.send(2, vec![numbered(1, seq, 8)]).unwrap();
+            if seq % 10 == 0 {
+                net.step();
+            }
+        }
+        net.run_until_idle(1_000);
+        let seqs = inbox.messages_from(1).iter().map(seq_of).collect();
+        (seqs, net.pair_stats(1, 2))
+    }
+    let (first, stats) = run(11);
+    let (again, stats_again) = run(11);
+    assert_eq!(first, again, "same seed, same run");
+    assert_eq!(stats, stats_again);
+    let (other, _) = run(12);
+    assert_ne!(first, other, "another seed, another run");
+    assert_eq!(stats.frames_sent, 500);
+    assert!(
+        stats.frames_dropped > 50 && stats.frames_dropped < 150,
+        "{stats:?}"
+    );
+    // Every frame sent is dropped or delivered; duplicates are delivered twice.
+    let duplicates = stats.frames_delivered + stats.frames_dropped - stats.frames_sent;
+    assert!(duplicates > 10, "{stats:?}");
+    assert_eq!(first.len() as u64, stats.frames_delivered);
+    let reordered = first.windows(2).filter(|pair| pair[0] > pair[1]).count();
+    assert!(reordered > 10, "reorder rate shows: {reordered}");
+}
+
+/// Partitions cut both ways, one-way cuts one way, isolation all ways;
+/// liveness follows and heal restores everything.
+#[test]
+fn partitions_and_liveness() {
+    let net = LocalNetwork::new(5);
+    let nodes: Vec<_> = (1..=3).map(|id| net.endpoint(id)).collect();
+    let inboxes: Vec<_> = nodes
+        .iter()
+        .map(|node| {
+            let inbox = Recorder::new();
+            node.set_handler(inbox.clone());
+            inbox
+        })
+        .collect();
+
+    net.partition(&[1], &[2, 3]);
+    assert!(matches!(
+        nodes[0].send(2, vec![numbered(1, 1, 8)]),
+        Err(TransportError::Unreachable { to: 2 })
+    ));
+    assert!(matches!(
+        nodes[2].send(1, vec![numbered(1, 1, 8)]),
+        Err(TransportError::Unreachable { to: 1 })
+    ));
+    nodes[1].send(3, vec![numbered(1, 1, 8)]).unwrap();
+    net.step();
+    assert_eq!(inboxes[2].message_count(), 1);
+    assert_eq!(inboxes[0].last_state(2), Some(PeerState::Unreachable));
+    assert_eq!(inboxes[1].last_state(1), Some(PeerState::Unreachable));
+    assert_eq!(
+        inboxes[1].last_state(3),
+        None,
+        "nothing said about a peer that stays reachable"
+    );
+
+    net.heal();
+    net.step();
+    assert_eq!(inboxes[0].last_state(2), Some(PeerState::Reachable));
+
+    net.partition_one_way(1, 2);
+    net.step();
+    assert!(nodes[0].send(2, vec![numbered(1, 2, 8)]).is_err());
+    nodes[1].send(1, vec![numbered(1, 3, 8)]).unwrap();
+    net.step();
+    assert_eq!(
+        inboxes[0].messages_from(2).len(),
+        1,
+        "the other way still works"
+    );
+    assert_eq!(
+        inboxes[1].last_state(1),
+        Some(PeerState::Unreachable),
+        "2 stops hearing 1"
+    );
+    assert_eq!(
+        inboxes[0].last_state(2),
+        Some(PeerState::Reachable),
+        "1 still hears 2"
+    );
+
+    net.heal();
+    net.isolate(3);
+    net.step();
+    assert_eq!(inboxes[2].last_state(1), Some(PeerState::Unreachable));
+    assert_eq!(inboxes[2].last_state(2), Some(PeerState::Unreachable));
+    assert_eq!(inboxes[0].last_state(3), Some(PeerState::Unreachable));
+    assert!(nodes[2].send(1, vec![numbered(1, 4, 8)]).is_err());
+    assert_eq!(nodes[2].stats().peer(1).batches_dropped, 2);
+}
+
+/// A frame cut while in flight is dropped and counted; a frame for a node
+/// without a handler is counted as unhandled.
+#[test]
+fn in_flight_cuts_and_missing_handlers() {
+    let net = LocalNetwork::new(9);
+    let (a, b) = (net.endpoint(1), net.endpoint(2));
+    a.send(2, vec![numbered(1, 1, 8)]).unwrap();
+    net.step();
+    assert_eq!(net.pair_stats(1, 2).frames_unhandled, 1);
+    assert_eq!(b.stats().rejected.no_handler, 1);
+    b.set_handler(Recorder::new());
+    a.send(2, vec![numbered(1, 2, 8)]).unwrap();
+    net.isolate(2);
+    net.step();
+    let stats = net.pair_stats(1, 2);
+    assert_eq!(
+        (
+            stats.frames_sent,
+            stats.frames_dropped,
+            stats.frames_delivered
+        ),
+        (2, 1, 0)
+    );
+}
+
+/// The scheduler's tests count frames per peer per round.
+#[test]
+fn counters_per_pair() {
+    let net = LocalNetwork::new(1);
+    let nodes: Vec<_> = (1..=3).map(|id| net.endpoint(id)).collect();
+    for node in &nodes {
+        node.set_handler(Recorder::new());
+    }
+    nodes[0]
+        .send(2, (0..10).map(|g| numbered(g, g, 8)).collect())
+        .unwrap();
+    nodes[0]
+        .send(3, (0..4).map(|g| numbered(g, g, 8)).collect())
+        .unwrap();
+    net.step();
+    let to_2 = net.pair_stats(1, 2);
+    assert_eq!(
+        (
+            to_2.frames_sent,
+            to_2.messages_sent,
+            to_2.frames_delivered,
+            to_2.messages_delivered
+        ),
+        (1, 10, 1, 10)
+    );
+    assert_eq!(net.pair_stats(1, 3).messages_delivered, 4);
+    assert_eq!(
+        net.pair_stats(2, 3),
+        Default::default(),
+        "no traffic between 2 and 3"
+    );
+    let stats = nodes[0].stats();
+    assert_eq!(stats.total().messages_sent, 14);
+    assert_eq!(nodes[1].stats().peer(1).messages_delivered, 10);
+}
