@@ -77,8 +77,17 @@ impl<M: StateMachine> Driver<M> {
 
     /// Replays this driver's log from `from` (inclusive) into `machine`.
     pub fn replay_into(&self, machine: &mut dyn StateMachine, from: u64) -> Vec<Bytes> {
-        self.log
-            .iter()
+        replay(&self.log, machine, from)
+    }
+}
+
+/// The entries a driver applied: `(index, term, normal, data)`.
+pub type Log = Vec<(u64, u64, bool, Bytes)>;
+
+/// Replays `log` from index `from` (inclusive) into `machine`.
+pub fn replay(log: &Log, machine: &mut dyn StateMachine, from: u64) -> Vec<Bytes> {
+    {
+        log.iter()
             .filter(|(index, ..)| *index >= from)
             .map(|(index, term, normal, data)| {
                 let entry = if *normal {
