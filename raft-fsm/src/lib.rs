@@ -83,3 +83,23 @@ pub use error::{
 pub use metadata::*;
 pub use partition::*;
 pub use state_machine::{collect_chunks, MemorySnapshot, SnapshotSource, StateMachine};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send + 'static>() {}
+
+    #[test]
+    fn handles_cross_threads_and_machines_are_boxable() {
+        assert_send_sync::<PartitionReader>();
+        assert_send_sync::<MetadataReader>();
+        assert_send::<PartitionSnapshot>();
+        let machines: Vec<Box<dyn StateMachine>> = vec![
+            Box::new(PartitionStateMachine::in_memory(PartitionConfig::default())),
+            Box::new(MetadataStateMachine::new()),
+        ];
+        assert!(machines.iter().all(|m| m.applied_index() == 0));
+    }
+}

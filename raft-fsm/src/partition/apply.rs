@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::command::{
     AppendCommand, DeleteRecordsCommand, PartitionCommand, PartitionOp, RetentionCommand,
 };
-use super::frame::{self, FrameHeader};
+use super::frame::{self, FrameHeader, FRAME_HEADER};
 use super::machine::PartitionStateMachine;
 use super::producer::{last_sequence, ProducerBatch, SequenceCheck};
 use super::reader::LogView;
@@ -50,11 +50,13 @@ impl PartitionStateMachine {
             }));
         }
         let size = append.records.len() as u64;
-        if size > self.config.max_batch_bytes {
-            return Ok(Err(PartitionError::MessageTooLarge {
-                size,
-                max: self.config.max_batch_bytes,
-            }));
+        // Frames carry a u32 length: larger batches never fit, whatever the config.
+        let max = self
+            .config
+            .max_batch_bytes
+            .min(u64::from(u32::MAX) - FRAME_HEADER as u64);
+        if size > max {
+            return Ok(Err(PartitionError::MessageTooLarge { size, max }));
         }
         if let Some(producer) = append.producer {
             let check = self.producers.check(

@@ -267,6 +267,9 @@ impl PartitionStateMachine {
         {
             segment.sync()?;
         }
+        // Segment files created since the last flush must exist durably
+        // before a checkpoint names them.
+        state::sync_dir(dir)?;
         let (state, _) = self.capture_state(true);
         state::write_atomic(dir, CHECKPOINT_FILE, &state::encode_framed(&state))?;
         for segment in self.pending_deletes.drain(..) {

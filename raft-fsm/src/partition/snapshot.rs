@@ -222,6 +222,7 @@ impl PartitionStateMachine {
             entry.len = segment.sync()?;
             entry.file = segment_file_name(generation, segment.base_offset());
         }
+        state::sync_dir(dir)?;
         state::write_atomic(dir, CHECKPOINT_FILE, &state::encode_framed(&checkpoint))
     }
 

@@ -57,8 +57,8 @@ impl Segment {
                         (*file_len - position) as usize,
                     )?);
                 }
-                let from = position.max(*file_len) - *file_len;
                 let to = (end - *file_len).min(buffer.len() as u64);
+                let from = (position.max(*file_len) - *file_len).min(to);
                 out.extend_from_slice(&buffer[from as usize..to as usize]);
                 Ok(out.freeze())
             }
