@@ -126,13 +126,18 @@ impl PartitionReader {
             {
                 break;
             }
-            used = segment.read_batches(
+            let (now_used, stopped) = segment.read_batches(
                 offset,
                 high_watermark,
                 max_bytes,
                 used,
                 &mut result.batches,
             )?;
+            used = now_used;
+            // A later segment may only continue a read that reached this one's end.
+            if stopped {
+                break;
+            }
         }
         Ok(result)
     }

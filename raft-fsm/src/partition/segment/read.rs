@@ -68,7 +68,8 @@ impl Segment {
     /// Batches holding offsets from `offset` on, with base below `limit`,
     /// appended to `out` while the record bytes stay within `max_bytes`
     /// (`used` counts those already in `out`; the first batch of `out` is
-    /// always taken whole). Returns the new `used`.
+    /// always taken whole). Returns the new `used`, and whether the read
+    /// stopped before the end of the segment (budget or `limit` reached).
     pub(crate) fn read_batches(
         &self,
         offset: u64,
@@ -76,7 +77,7 @@ impl Segment {
         max_bytes: usize,
         mut used: usize,
         out: &mut Vec<FetchedBatch>,
-    ) -> Result<usize, PartitionError> {
+    ) -> Result<(usize, bool), PartitionError> {
         let inner = self.inner.read();
         let to_batch = |h: &FrameHeader, records: Bytes| FetchedBatch {
             base_offset: h.base_offset,
@@ -102,12 +103,12 @@ impl Segment {
                 if header.base_offset >= limit
                     || (!out.is_empty() && used + header.payload_len() > max_bytes)
                 {
-                    break;
+                    return Ok((used, true));
                 }
                 used += header.payload_len();
                 out.push(to_batch(&header, f.frame.slice(FRAME_HEADER..)));
             }
-            return Ok(used);
+            return Ok((used, false));
         }
         let slot = inner
             .index
@@ -147,7 +148,7 @@ impl Segment {
                 if header.base_offset >= limit
                     || (!out.is_empty() && used + header.payload_len() > max_bytes)
                 {
-                    break;
+                    return Ok((used, true));
                 }
                 if window.len() < at + frame_len {
                     window = Self::read_locked(&inner, self.path.as_deref(), position, frame_len)
@@ -164,7 +165,7 @@ impl Segment {
             }
             position += frame_len as u64;
         }
-        Ok(used)
+        Ok((used, false))
     }
 
     /// The first batch holding offsets in `[from, limit)` with a greatest
