@@ -5,7 +5,7 @@ mod common;
 
 use common::{seed, Driver};
 use proptest::prelude::*;
-use raft_fsm::{FetchResult, PartitionConfig, PartitionReader, PartitionStateMachine};
+use raft_fsm::{FetchResult, OffsetSpec, PartitionConfig, PartitionReader, PartitionStateMachine};
 
 /// Two machines, in memory and on disk, fed the same appends: enough bytes
 /// (~700 KB) that the file machine has some in its files and some in its
@@ -74,7 +74,51 @@ proptest! {
             check_rules(&m, offset, max_bytes);
             prop_assert_eq!(m, f);
         }
+        // ListOffsets by time against a brute-force scan of the whole log.
+        let all = memory.fetch(0, usize::MAX).unwrap().batches;
+        for timestamp in [-1i64, 0, 1, 333, 700, 1399, 1400] {
+            let expected = all.iter().find(|b| b.max_timestamp >= timestamp).map(|b| b.base_offset);
+            prop_assert_eq!(memory.list_offsets(OffsetSpec::Timestamp(timestamp)).unwrap().offset, expected);
+            prop_assert_eq!(file.list_offsets(OffsetSpec::Timestamp(timestamp)).unwrap().offset, expected);
+        }
     }
+}
+
+#[test]
+fn readers_of_a_file_partition_see_prefixes_while_it_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = PartitionConfig::default().with_segment_bytes(200 * 1024);
+    let mut d = Driver::new(PartitionStateMachine::open(dir.path(), config).unwrap());
+    d.new_term();
+    let reader = d.machine.reader();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let checker = {
+        let done = std::sync::Arc::clone(&done);
+        std::thread::spawn(move || {
+            let mut rounds = 0u64;
+            // Bounded by the writer, which sets `done` after a fixed count.
+            while !done.load(std::sync::atomic::Ordering::Acquire) || rounds == 0 {
+                let hw = reader.high_watermark();
+                let from = hw.saturating_sub(500);
+                let result = reader.fetch(from, 64 * 1024).unwrap();
+                check_rules(&result, from, 64 * 1024);
+                for batch in &result.batches {
+                    assert_eq!(batch.records.len(), 300);
+                    assert_eq!(batch.records[0], (batch.base_offset % 256) as u8);
+                }
+                rounds += 1;
+            }
+            rounds
+        })
+    };
+    for i in 0..4000u64 {
+        d.append(&[(i % 256) as u8; 300], 1, 0).unwrap();
+        if i % 1500 == 1499 {
+            raft_fsm::StateMachine::flush(&mut d.machine).unwrap();
+        }
+    }
+    done.store(true, std::sync::atomic::Ordering::Release);
+    assert!(checker.join().unwrap() > 0);
 }
 
 #[test]
