@@ -112,13 +112,36 @@ fn open_error(dir: &Path) -> FsmError {
     PartitionStateMachine::open(dir, config()).unwrap_err()
 }
 
+fn open_verified_error(dir: &Path) -> FsmError {
+    PartitionStateMachine::open(dir, config().with_verify_on_open(true)).unwrap_err()
+}
+
+fn flip(path: &Path, at: usize) {
+    let mut bytes = fs::read(path).unwrap();
+    bytes[at] ^= 0x01;
+    fs::write(path, &bytes).unwrap();
+}
+
 #[test]
-fn a_flipped_byte_in_durable_data_is_a_checksum_error() {
+fn a_flipped_byte_in_the_active_segment_is_a_checksum_error_on_open() {
     let (dir, files) = flushed_dir();
-    let mut bytes = fs::read(&files[1]).unwrap();
-    bytes[300] ^= 0x01;
-    fs::write(&files[1], &bytes).unwrap();
+    let active = files.last().unwrap();
+    flip(active, 300);
     match open_error(dir.path()) {
+        FsmError::Corruption {
+            path,
+            kind: CorruptionKind::ChecksumMismatch,
+            ..
+        } => assert_eq!(&path, active),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn a_flipped_byte_in_a_closed_segment_is_found_by_verification_or_fetch() {
+    let (dir, files) = flushed_dir();
+    flip(&files[1], 300);
+    match open_verified_error(dir.path()) {
         FsmError::Corruption {
             path,
             kind: CorruptionKind::ChecksumMismatch,
@@ -126,18 +149,65 @@ fn a_flipped_byte_in_durable_data_is_a_checksum_error() {
         } => assert_eq!(path, files[1]),
         other => panic!("unexpected {other:?}"),
     }
+    // Without full verification the index file is trusted and the frame is
+    // checked when read: a typed fetch error, never bad data.
+    let machine = PartitionStateMachine::open(dir.path(), config()).unwrap();
+    let reader = machine.reader();
+    let base: u64 = files[1].file_stem().unwrap().to_string_lossy()[9..]
+        .parse()
+        .unwrap();
+    assert!(matches!(
+        reader.fetch(base, usize::MAX),
+        Err(PartitionError::CorruptStorage { segment, .. }) if segment == base
+    ));
+    assert!(reader.fetch(0, 100).is_ok());
 }
 
 #[test]
 fn a_mangled_frame_length_is_a_typed_error() {
     let (dir, files) = flushed_dir();
-    let mut bytes = fs::read(&files[0]).unwrap();
-    bytes[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
-    fs::write(&files[0], &bytes).unwrap();
+    for file in [&files[0], files.last().unwrap()] {
+        let mut bytes = fs::read(file).unwrap();
+        bytes[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        fs::write(file, &bytes).unwrap();
+    }
     assert!(matches!(
         open_error(dir.path()),
         FsmError::Corruption {
             kind: CorruptionKind::BadLength,
+            ..
+        }
+    ));
+    assert!(matches!(
+        open_verified_error(dir.path()),
+        FsmError::Corruption {
+            kind: CorruptionKind::BadLength,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_bad_or_missing_index_file_falls_back_to_a_verifying_scan() {
+    let (dir, files) = flushed_dir();
+    let expected = snapshot_bytes(&PartitionStateMachine::open(dir.path(), config()).unwrap());
+    let index = files[0].with_extension("index");
+    assert!(index.exists(), "closed segments get an index file at flush");
+    assert!(
+        !files.last().unwrap().with_extension("index").exists(),
+        "the active one does not"
+    );
+    flip(&index, 20);
+    fs::remove_file(files[1].with_extension("index")).unwrap();
+    let reopened = PartitionStateMachine::open(dir.path(), config()).unwrap();
+    assert_eq!(snapshot_bytes(&reopened), expected);
+    // A corrupt segment behind a bad index file is caught by the scan.
+    drop(reopened);
+    flip(&files[0], 500);
+    assert!(matches!(
+        open_error(dir.path()),
+        FsmError::Corruption {
+            kind: CorruptionKind::ChecksumMismatch,
             ..
         }
     ));

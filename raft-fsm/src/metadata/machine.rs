@@ -134,6 +134,12 @@ impl MetadataStateMachine {
         }
     }
 
+    /// The same as [`MetadataStateMachine::reader`] (the name the
+    /// scheduler's brief uses).
+    pub fn catalog(&self) -> MetadataReader {
+        self.reader()
+    }
+
     fn encoded(&self) -> Vec<u8> {
         state::frame_body(METADATA_MAGIC, &self.shared.catalog.read().encode_to_vec())
     }

@@ -15,6 +15,10 @@ pub struct PartitionConfig {
     pub max_batch_bytes: u64,
     /// Size of the chunks a snapshot is streamed in.
     pub snapshot_chunk_bytes: usize,
+    /// Read and verify every frame of every segment on open, even closed
+    /// segments with a valid index file (whose frames are otherwise verified
+    /// when fetched). The active segment is always verified.
+    pub verify_on_open: bool,
 }
 
 impl Default for PartitionConfig {
@@ -23,6 +27,7 @@ impl Default for PartitionConfig {
             segment_bytes: 64 * 1024 * 1024,
             max_batch_bytes: 8 * 1024 * 1024,
             snapshot_chunk_bytes: 1024 * 1024,
+            verify_on_open: false,
         }
     }
 }
@@ -37,6 +42,12 @@ impl PartitionConfig {
     /// Sets the largest accepted batch.
     pub fn with_max_batch_bytes(mut self, bytes: u64) -> Self {
         self.max_batch_bytes = bytes;
+        self
+    }
+
+    /// Verifies every segment on open (see [`PartitionConfig::verify_on_open`]).
+    pub fn with_verify_on_open(mut self, verify: bool) -> Self {
+        self.verify_on_open = verify;
         self
     }
 

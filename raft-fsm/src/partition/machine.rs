@@ -93,8 +93,15 @@ impl PartitionStateMachine {
         for entry in fs::read_dir(&dir).map_err(|e| FsmError::io(&dir, e))? {
             let entry = entry.map_err(|e| FsmError::io(&dir, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            let stale = (name.ends_with(".log") && !listed.contains(&name.as_str()))
-                || name.ends_with(".tmp");
+            // Segments and index files written after the last checkpoint (or
+            // by an interrupted restore), and temporary files.
+            let segment_name = name
+                .strip_suffix(".index")
+                .map(|stem| format!("{stem}.log"));
+            let stale = match segment_name {
+                Some(log) => !listed.contains(&log.as_str()),
+                None => name.ends_with(".log") && !listed.contains(&name.as_str()),
+            } || name.ends_with(".tmp");
             if stale {
                 // Written after the last checkpoint (or by an interrupted restore).
                 fs::remove_file(entry.path()).map_err(|e| FsmError::io(entry.path(), e))?;
@@ -110,7 +117,8 @@ impl PartitionStateMachine {
                     kind: CorruptionKind::UndecodableState,
                 });
             }
-            let segment = Segment::open(path.clone(), entry.base_offset, entry.len)?;
+            let verify = config.verify_on_open;
+            let segment = Segment::open(path.clone(), entry.base_offset, entry.len, verify)?;
             if let Some(previous) = segments.last().map(|s: &Arc<Segment>| s.next_offset()) {
                 if previous != segment.base_offset() {
                     return Err(FsmError::Corruption {
@@ -266,6 +274,10 @@ impl PartitionStateMachine {
             .filter(|s| s.base_offset() >= self.unsynced_from)
         {
             segment.sync()?;
+        }
+        // Closed segments get their index file once (faster open).
+        for segment in segments.iter().filter(|s| !Arc::ptr_eq(s, &self.active)) {
+            segment.persist_index()?;
         }
         // Segment files created since the last flush must exist durably
         // before a checkpoint names them.

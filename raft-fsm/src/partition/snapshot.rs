@@ -222,6 +222,9 @@ impl PartitionStateMachine {
             entry.len = segment.sync()?;
             entry.file = segment_file_name(generation, segment.base_offset());
         }
+        for segment in segments.iter().take(segments.len().saturating_sub(1)) {
+            segment.persist_index()?;
+        }
         state::sync_dir(dir)?;
         state::write_atomic(dir, CHECKPOINT_FILE, &state::encode_framed(&checkpoint))
     }

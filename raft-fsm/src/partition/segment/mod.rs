@@ -14,9 +14,10 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use parking_lot::RwLock;
 
-use super::frame::{self, FrameHeader, FRAME_HEADER};
-use crate::error::{CorruptionKind, FsmError};
+use super::frame::FrameHeader;
+use crate::error::FsmError;
 
+mod open;
 mod read;
 
 /// A sparse index entry every this many bytes of a file segment.
@@ -53,6 +54,8 @@ struct Inner {
     /// Sparse `(base offset, position)` of some batches (file segments).
     index: Vec<(u64, u64)>,
     since_index: u64,
+    /// Whether an index file matching this (closed) segment exists.
+    index_file: bool,
 }
 
 /// One segment of a partition log.
@@ -88,6 +91,7 @@ impl Segment {
             max_timestamp: i64::MIN,
             index: Vec::new(),
             since_index: 0,
+            index_file: false,
         };
         Segment {
             base_offset,
@@ -116,89 +120,6 @@ impl Segment {
             buffer: Vec::new(),
         };
         Ok(Self::with_store(base_offset, Some(path), store))
-    }
-
-    /// Opens a file segment whose first `durable_len` bytes were made durable:
-    /// cuts anything past them, verifies every frame and rebuilds the index.
-    pub(crate) fn open(
-        path: PathBuf,
-        base_offset: u64,
-        durable_len: u64,
-    ) -> Result<Self, FsmError> {
-        let corrupt = |position: u64, kind: CorruptionKind| FsmError::Corruption {
-            path: path.clone(),
-            position,
-            kind,
-        };
-        let file = match OpenOptions::new().read(true).write(true).open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(corrupt(0, CorruptionKind::MissingFile));
-            }
-            Err(e) => return Err(FsmError::io(&path, e)),
-        };
-        let actual = file.metadata().map_err(|e| FsmError::io(&path, e))?.len();
-        if actual < durable_len {
-            return Err(corrupt(actual, CorruptionKind::Truncated));
-        }
-        if actual > durable_len {
-            // Bytes applied after the last checkpoint: replay rewrites them.
-            file.set_len(durable_len)
-                .map_err(|e| FsmError::io(&path, e))?;
-            file.sync_all().map_err(|e| FsmError::io(&path, e))?;
-        }
-        let file = Arc::new(file);
-        let segment = Self::with_store(
-            base_offset,
-            Some(path.clone()),
-            Store::File {
-                file: Arc::clone(&file),
-                file_len: durable_len,
-                buffer: Vec::new(),
-            },
-        );
-        {
-            let mut inner = segment.inner.write();
-            let mut window = Bytes::new();
-            let mut window_pos = 0u64;
-            let mut position = 0u64;
-            // Bounded: every iteration advances `position` by a whole frame.
-            while position < durable_len {
-                let remaining = durable_len - position;
-                if remaining < FRAME_HEADER as u64 {
-                    return Err(corrupt(position, CorruptionKind::BadLength));
-                }
-                let in_window = (window_pos + window.len() as u64).saturating_sub(position);
-                if position < window_pos || in_window < FRAME_HEADER as u64 {
-                    let len = remaining.min(READ_WINDOW as u64) as usize;
-                    window = pread(&file, &path, position, len)?;
-                    window_pos = position;
-                }
-                let at = (position - window_pos) as usize;
-                let header = frame::parse_header(&window[at..])
-                    .ok_or_else(|| corrupt(position, CorruptionKind::BadLength))?;
-                let frame_len = header.frame_len() as u64;
-                if frame_len > remaining {
-                    return Err(corrupt(position, CorruptionKind::BadLength));
-                }
-                if (window.len() - at) < frame_len as usize {
-                    let len = remaining.min(frame_len.max(READ_WINDOW as u64)) as usize;
-                    window = pread(&file, &path, position, len)?;
-                    window_pos = position;
-                }
-                let at = (position - window_pos) as usize;
-                if !frame::checksum_ok(&header, &window[at..at + frame_len as usize]) {
-                    return Err(corrupt(position, CorruptionKind::ChecksumMismatch));
-                }
-                if header.base_offset != inner.next_offset {
-                    return Err(corrupt(position, CorruptionKind::OffsetGap));
-                }
-                Self::note_batch(&mut inner, &header, position);
-                inner.len += frame_len;
-                position += frame_len;
-            }
-        }
-        Ok(segment)
     }
 
     fn note_batch(inner: &mut Inner, header: &FrameHeader, position: u64) {
@@ -301,10 +222,12 @@ impl Segment {
     /// Removes the segment's file (readers holding it keep reading).
     pub(crate) fn delete_file(&self) -> Result<(), FsmError> {
         if let Some(path) = &self.path {
-            match std::fs::remove_file(path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(FsmError::io(path, e)),
+            for path in [path.clone(), open::index_path(path)] {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(FsmError::io(path, e)),
+                }
             }
         }
         Ok(())
