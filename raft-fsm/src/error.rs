@@ -68,6 +68,12 @@ pub enum FsmError {
         /// Index in the snapshot's header.
         header: u64,
     },
+    /// Another machine (in this or another process) has the directory open.
+    #[error("directory {path:?} is in use by another state machine")]
+    DirectoryLocked {
+        /// The directory.
+        path: PathBuf,
+    },
     /// An earlier I/O failure left the machine in an unknown state; every
     /// later call fails with this until the machine is reopened.
     #[error("state machine poisoned by an earlier I/O failure")]

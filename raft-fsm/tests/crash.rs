@@ -330,3 +330,20 @@ fn a_poisoned_machine_refuses_work() {
     ));
     fs::remove_file(dir.path()).unwrap();
 }
+
+#[test]
+fn one_machine_per_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = PartitionStateMachine::open(dir.path(), config()).unwrap();
+    assert!(matches!(
+        PartitionStateMachine::open(dir.path(), config()),
+        Err(FsmError::DirectoryLocked { .. })
+    ));
+    drop(first);
+    PartitionStateMachine::open(dir.path(), config()).unwrap();
+    let _metadata = raft_fsm::MetadataStateMachine::open(dir.path()).unwrap();
+    assert!(matches!(
+        raft_fsm::MetadataStateMachine::open(dir.path()),
+        Err(FsmError::DirectoryLocked { .. })
+    ));
+}

@@ -284,6 +284,7 @@ fn the_checkpointed_catalogue_survives_a_restart() {
     assert_eq!((reopened.applied_index(), reopened.durable_index()), (3, 3));
     common::replay(&log, &mut reopened, 4);
     assert_eq!(snapshot_bytes(&reopened), expected);
+    drop(reopened);
     std::fs::write(dir.path().join("metadata.checkpoint"), b"CKMD garbage").unwrap();
     assert!(matches!(
         MetadataStateMachine::open(dir.path()),

@@ -372,3 +372,11 @@ async fn long_poll_times_out() {
         .await;
     assert_eq!(waited, Err(PartitionError::WaitTimeout { offset: 0 }));
 }
+
+#[test]
+fn a_normal_entry_without_data_is_a_leader_entry_not_a_command() {
+    let mut m = PartitionStateMachine::in_memory(PartitionConfig::default());
+    assert!(m.apply(&LogEntry::normal(1, 4, &[])).unwrap().is_empty());
+    assert_eq!(m.reader().stats().rejected_commands, 0);
+    assert_eq!(m.reader().leader_epoch(), Some(4));
+}

@@ -81,6 +81,8 @@ pub struct MetadataStateMachine {
     dir: Option<PathBuf>,
     durable_index: u64,
     poisoned: bool,
+    /// The directory lock of [`MetadataStateMachine::open`].
+    _lock: Option<std::fs::File>,
 }
 
 impl Default for MetadataStateMachine {
@@ -112,6 +114,7 @@ impl MetadataStateMachine {
             dir,
             durable_index,
             poisoned: false,
+            _lock: None,
         }
     }
 
@@ -122,9 +125,12 @@ impl MetadataStateMachine {
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, FsmError> {
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir).map_err(|e| FsmError::io(&dir, e))?;
+        let lock = state::lock_dir(&dir, "metadata.lock")?;
         let catalog =
             state::read_framed(METADATA_MAGIC, &dir.join(CHECKPOINT_FILE))?.unwrap_or_default();
-        Ok(Self::with_catalog(catalog, Some(dir)))
+        let mut machine = Self::with_catalog(catalog, Some(dir));
+        machine._lock = Some(lock);
+        Ok(machine)
     }
 
     /// A reader sharing this machine's catalogue.
@@ -162,7 +168,8 @@ impl StateMachine for MetadataStateMachine {
         let catalog = Arc::make_mut(&mut guard);
         catalog.applied_index = entry.index;
         catalog.applied_term = entry.term;
-        if entry.kind != EntryKind::Normal {
+        // raft-rs's leader entry is a Normal entry without data: no command.
+        if entry.kind != EntryKind::Normal || entry.data.is_empty() {
             return Ok(Bytes::new());
         }
         let outcome =

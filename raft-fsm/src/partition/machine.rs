@@ -16,6 +16,9 @@ use crate::entry::{EntryKind, LogEntry, SnapshotMeta};
 use crate::error::{CorruptionKind, FsmError};
 use crate::state_machine::{SnapshotSource, StateMachine};
 
+/// Name of the lock file inside a partition directory.
+const LOCK_FILE: &str = "LOCK";
+
 /// Name of the checkpoint file inside a partition directory.
 pub(crate) const CHECKPOINT_FILE: &str = "checkpoint";
 
@@ -64,6 +67,8 @@ pub struct PartitionStateMachine {
     /// longer lists them.
     pub(crate) pending_deletes: Vec<Arc<Segment>>,
     pub(crate) poisoned: bool,
+    /// The directory lock, held while the machine lives.
+    pub(crate) _lock: Option<fs::File>,
 }
 
 impl PartitionStateMachine {
@@ -87,6 +92,7 @@ impl PartitionStateMachine {
     pub fn open(dir: impl AsRef<Path>, config: PartitionConfig) -> Result<Self, FsmError> {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir).map_err(|e| FsmError::io(&dir, e))?;
+        let lock = state::lock_dir(&dir, LOCK_FILE)?;
         let checkpoint_path = dir.join(CHECKPOINT_FILE);
         let state = state::read_checkpoint(&checkpoint_path)?.unwrap_or_default();
         let listed: Vec<&str> = state.segments.iter().map(|s| s.file.as_str()).collect();
@@ -145,7 +151,9 @@ impl PartitionStateMachine {
             }
         }
         state::sync_dir(&dir)?;
-        Ok(Self::assemble(config, Some(dir), segments, state))
+        let mut machine = Self::assemble(config, Some(dir), segments, state);
+        machine._lock = Some(lock);
+        Ok(machine)
     }
 
     /// Builds the machine around opened segments (at least one).
@@ -183,6 +191,7 @@ impl PartitionStateMachine {
             generation: state.generation,
             pending_deletes: Vec::new(),
             poisoned: false,
+            _lock: None,
         }
     }
 
@@ -314,6 +323,8 @@ impl StateMachine for PartitionStateMachine {
             self.current_epoch = view.epochs.current();
         }
         let response = match entry.kind {
+            // raft-rs's leader entry is a Normal entry without data: no command.
+            EntryKind::Normal if entry.data.is_empty() => Bytes::new(),
             EntryKind::Normal => {
                 let applied = self.apply_command(entry.data, entry.term);
                 self.poison_on_error(applied)?

@@ -152,6 +152,22 @@ pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), F
     sync_dir(dir)
 }
 
+/// Takes an exclusive advisory lock on `dir/name`, held as long as the
+/// returned file lives: one machine per directory.
+pub(crate) fn lock_dir(dir: &Path, name: &str) -> Result<File, FsmError> {
+    let path = dir.join(name);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| FsmError::io(&path, e))?;
+    fs2::FileExt::try_lock_exclusive(&file).map_err(|_| FsmError::DirectoryLocked {
+        path: dir.to_path_buf(),
+    })?;
+    Ok(file)
+}
+
 /// Syncs a directory so renames and creations in it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), FsmError> {
     File::open(dir)
