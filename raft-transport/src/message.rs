@@ -154,3 +154,46 @@ impl IncomingSnapshot {
         self.finished
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn incoming_snapshot_distinguishes_end_from_a_broken_stream() {
+        let (mut complete, sender) = IncomingSnapshot::channel(1, 2, Bytes::new(), 2);
+        sender
+            .send(ChunkEvent::Data(Bytes::from_static(b"a")))
+            .await
+            .unwrap();
+        sender.send(ChunkEvent::End).await.unwrap();
+        assert_eq!(
+            complete.next_chunk().await.unwrap(),
+            Some(Bytes::from_static(b"a"))
+        );
+        assert_eq!(complete.next_chunk().await.unwrap(), None);
+        assert!(complete.is_finished());
+        assert_eq!(complete.next_chunk().await.unwrap(), None);
+
+        let (mut broken, sender) = IncomingSnapshot::channel(1, 2, Bytes::new(), 2);
+        sender
+            .send(ChunkEvent::Data(Bytes::from_static(b"a")))
+            .await
+            .unwrap();
+        drop(sender);
+        assert!(broken.next_chunk().await.unwrap().is_some());
+        assert!(matches!(
+            broken.next_chunk().await,
+            Err(TransportError::Closed)
+        ));
+    }
+
+    #[test]
+    fn iterators_are_chunk_sources() {
+        let mut source = vec![Bytes::from_static(b"x")].into_iter();
+        // Fully qualified: `Iterator::next_chunk` exists unstably in std.
+        let chunk = SnapshotChunks::next_chunk(&mut source).unwrap();
+        assert_eq!(chunk, Some(Bytes::from_static(b"x")));
+        assert_eq!(SnapshotChunks::next_chunk(&mut source).unwrap(), None);
+    }
+}

@@ -162,6 +162,9 @@ impl GrpcConfig {
         if self.backoff_min.is_zero() || self.backoff_max < self.backoff_min {
             return bad("backoff", "need 0 < min <= max");
         }
+        if self.tls.is_some() && !cfg!(feature = "tls") {
+            return bad("tls", "the crate was built without the `tls` feature");
+        }
         if self.snapshot_window == 0 {
             return bad("snapshot_window", "must be at least 1");
         }
@@ -169,5 +172,41 @@ impl GrpcConfig {
             return bad("snapshot_chunk_size", "must be positive and fit in a frame");
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        GrpcConfig::new(1, 2).validate().unwrap();
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let field = |config: GrpcConfig| match config.validate() {
+            Err(TransportError::Config { field, .. }) => field,
+            other => panic!("expected a config error, got {other:?}"),
+        };
+        let base = || GrpcConfig::new(1, 2);
+        assert_eq!(field(base().queue_capacity(0)), "queue_capacity");
+        assert_eq!(field(base().max_frame_size(10)), "max_frame_size");
+        assert_eq!(
+            field(base().heartbeat_interval(Duration::ZERO)),
+            "heartbeat_interval"
+        );
+        assert_eq!(
+            field(base().dead_after(Duration::from_millis(100))),
+            "dead_after"
+        );
+        let inverted = base().backoff(Duration::from_secs(2), Duration::from_secs(1));
+        assert_eq!(field(inverted), "backoff");
+        assert_eq!(field(base().snapshot_window(0)), "snapshot_window");
+        assert_eq!(
+            field(base().snapshot_chunk_size(16 << 20)),
+            "snapshot_chunk_size"
+        );
     }
 }

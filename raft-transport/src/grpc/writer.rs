@@ -221,3 +221,24 @@ fn to_wire(message: GroupMessage) -> proto::GroupMessage {
         payload: message.payload,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_max_with_bounded_jitter() {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_millis(800));
+        let mut step = Duration::from_millis(100);
+        for _ in 0..10 {
+            let pause = backoff.next_pause();
+            assert!(
+                pause >= step / 2 && pause <= step,
+                "{pause:?} for step {step:?}"
+            );
+            step = (step * 2).min(Duration::from_millis(800));
+        }
+        backoff.reset();
+        assert!(backoff.next_pause() <= Duration::from_millis(100));
+    }
+}

@@ -282,3 +282,60 @@ impl NetState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(seq: u8) -> Vec<GroupMessage> {
+        vec![GroupMessage::new(1, vec![seq])]
+    }
+
+    fn state_with_nodes(seed: u64, capacity: usize) -> NetState {
+        let mut state = NetState::new(seed, capacity);
+        for id in [1, 2] {
+            state.nodes.insert(id, Arc::new(NodeSlot::new(id)));
+        }
+        state
+    }
+
+    #[test]
+    fn random_delays_keep_fifo_per_pair() {
+        let mut state = state_with_nodes(7, 1024);
+        state.faults.delay = (0, 5);
+        for seq in 0..100 {
+            assert_eq!(state.enqueue(1, 2, message(seq)), Enqueue::Accepted);
+        }
+        state.clock = 100;
+        let order: Vec<u8> = state
+            .take_due(usize::MAX)
+            .iter()
+            .map(|f| f.batch[0].payload[0])
+            .collect();
+        assert_eq!(order, (0..100).collect::<Vec<u8>>());
+    }
+
+    #[test]
+    fn capacity_bounds_frames_in_flight() {
+        let mut state = state_with_nodes(1, 3);
+        for seq in 0..3 {
+            assert_eq!(state.enqueue(1, 2, message(seq)), Enqueue::Accepted);
+        }
+        assert_eq!(state.enqueue(1, 2, message(9)), Enqueue::QueueFull);
+        assert_eq!(state.take_due(1).len(), 1);
+        assert_eq!(state.enqueue(1, 2, message(9)), Enqueue::Accepted);
+        let stats = state.pairs[&(1, 2)].stats;
+        assert_eq!((stats.frames_sent, stats.frames_dropped), (4, 1));
+    }
+
+    #[test]
+    fn unknown_and_cut_destinations_are_unreachable() {
+        let mut state = state_with_nodes(1, 8);
+        assert_eq!(state.enqueue(1, 3, message(0)), Enqueue::Unreachable);
+        state.cut(1, 2);
+        assert_eq!(state.enqueue(1, 2, message(0)), Enqueue::Unreachable);
+        assert!(state.can_send(2, 1), "a cut is one way");
+        state.heal();
+        assert_eq!(state.enqueue(1, 2, message(0)), Enqueue::Accepted);
+    }
+}
