@@ -1,0 +1,107 @@
+//! Engine configuration.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Default segment size: 128 MiB.
+pub const DEFAULT_SEGMENT_SIZE: u64 = 128 << 20;
+/// Default entry cache budget: 256 MiB.
+pub const DEFAULT_CACHE_CAPACITY: usize = 256 << 20;
+/// Default purge lag: 8 segments.
+pub const DEFAULT_PURGE_LAG_SEGMENTS: u64 = 8;
+
+/// Configuration of a [`LogEngine`](crate::LogEngine).
+///
+/// ```
+/// let config = raft_storage::EngineConfig::new("/var/lib/chronik/raft")
+///     .segment_size(64 << 20)
+///     .cache_capacity(32 << 20);
+/// assert_eq!(config.get_segment_size(), 64 << 20);
+/// ```
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    dir: PathBuf,
+    segment_size: u64,
+    cache_capacity: usize,
+    purge_lag_segments: u64,
+}
+
+impl EngineConfig {
+    /// A configuration for the engine living in `dir` (created if missing), with defaults.
+    pub fn new(dir: impl AsRef<Path>) -> EngineConfig {
+        EngineConfig {
+            dir: dir.as_ref().to_path_buf(),
+            segment_size: DEFAULT_SEGMENT_SIZE,
+            cache_capacity: DEFAULT_CACHE_CAPACITY,
+            purge_lag_segments: DEFAULT_PURGE_LAG_SEGMENTS,
+        }
+    }
+
+    /// Size at which the active segment is sealed and a new one started (a batch larger than
+    /// this goes alone into one segment). Between 4 KiB and 4 GiB.
+    pub fn segment_size(mut self, bytes: u64) -> EngineConfig {
+        self.segment_size = bytes;
+        self
+    }
+
+    /// Bytes of recently written entries kept decoded in memory across all groups. Older
+    /// entries are read back from the segment files.
+    pub fn cache_capacity(mut self, bytes: usize) -> EngineConfig {
+        self.cache_capacity = bytes;
+        self
+    }
+
+    /// A group whose oldest live entry sits more than this many segments behind the active
+    /// segment is reported by [`purge_expired`](crate::LogEngine::purge_expired).
+    pub fn purge_lag_segments(mut self, segments: u64) -> EngineConfig {
+        self.purge_lag_segments = segments;
+        self
+    }
+
+    /// The engine directory.
+    pub fn get_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The segment size in bytes.
+    pub fn get_segment_size(&self) -> u64 {
+        self.segment_size
+    }
+
+    /// The entry cache budget in bytes.
+    pub fn get_cache_capacity(&self) -> usize {
+        self.cache_capacity
+    }
+
+    /// The purge lag in segments.
+    pub fn get_purge_lag_segments(&self) -> u64 {
+        self.purge_lag_segments
+    }
+
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the first bad setting.
+    pub fn validate(&self) -> Result<()> {
+        if self.segment_size < 4096 {
+            return Err(Error::InvalidConfig {
+                field: "segment_size",
+                reason: "must be at least 4 KiB",
+            });
+        }
+        if self.segment_size > u64::from(u32::MAX) {
+            return Err(Error::InvalidConfig {
+                field: "segment_size",
+                reason: "must be below 4 GiB",
+            });
+        }
+        if self.purge_lag_segments == 0 {
+            return Err(Error::InvalidConfig {
+                field: "purge_lag_segments",
+                reason: "must be at least 1",
+            });
+        }
+        Ok(())
+    }
+}

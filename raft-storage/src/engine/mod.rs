@@ -1,0 +1,244 @@
+//! [`LogEngine`]: the shared log of every group of a node.
+
+mod purge;
+mod snapshot;
+mod write;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use raft::eraftpb::Snapshot;
+
+#[cfg(feature = "wal")]
+use crate::config::EngineConfig;
+use crate::error::{Error, Result};
+use crate::group::GroupState;
+use crate::stats::{Counters, EngineStats};
+use crate::storage::GroupStorage;
+use crate::GroupId;
+
+pub(crate) type GroupCell = Arc<RwLock<GroupState>>;
+
+/// State owned by the write lock: the encode buffer and the active segment.
+#[derive(Debug, Default)]
+pub(crate) struct WriteState {
+    buf: Vec<u8>,
+    entry_offsets: Vec<u32>,
+    spans: Vec<crate::group::IndexEntry>,
+    /// (first, last) per group while validating a batch.
+    shadow: HashMap<GroupId, (u64, u64)>,
+    #[cfg(feature = "wal")]
+    active: Option<crate::wal::ActiveSegment>,
+    /// Bytes written since open: the log position of the last write.
+    written: u64,
+    /// Groups and batches written since the last sync (for the stats).
+    groups_since_sync: u64,
+    batches_since_sync: u64,
+}
+
+/// Progress of durability, owned by the sync lock.
+#[derive(Debug, Default)]
+pub(crate) struct SyncState {
+    /// Every byte below this log position is durable.
+    synced: u64,
+    in_progress: bool,
+    /// Snapshot files to delete once the log position is durable.
+    deferred_deletes: Vec<(u64, std::path::PathBuf)>,
+}
+
+/// Entry cache bookkeeping: a budget and the order entries were written in.
+#[derive(Debug, Default)]
+pub(crate) struct CacheBudget {
+    capacity: usize,
+    used: usize,
+    order: VecDeque<(GroupId, u64)>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub groups: RwLock<HashMap<GroupId, GroupCell>>,
+    pub write: Mutex<WriteState>,
+    pub sync: Mutex<SyncState>,
+    pub sync_done: Condvar,
+    pub poisoned: AtomicBool,
+    pub stats: Counters,
+    pub cache: Mutex<CacheBudget>,
+    pub snapshot_requests: Mutex<HashMap<GroupId, u64>>,
+    /// Saved snapshots of the in-memory engine.
+    pub memory_snapshots: Mutex<HashMap<GroupId, Snapshot>>,
+    #[cfg(feature = "wal")]
+    pub wal: Option<crate::wal::Wal>,
+    #[cfg(any(test, feature = "failpoints"))]
+    pub fail_next_sync: AtomicBool,
+    #[cfg_attr(not(feature = "wal"), allow(dead_code))]
+    pub purge_lag: u64,
+}
+
+/// The log engine of a node: one write-ahead log shared by every raft group.
+///
+/// Cheap to clone (an `Arc` inside); `Send + Sync`. Writes come as [`LogBatch`]es; reads go
+/// through per-group [`GroupStorage`] handles implementing `raft::Storage`.
+///
+/// [`LogBatch`]: crate::LogBatch
+#[derive(Debug, Clone)]
+pub struct LogEngine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl LogEngine {
+    fn with_parts(
+        groups: HashMap<GroupId, GroupState>,
+        capacity: usize,
+        purge_lag: u64,
+        #[cfg(feature = "wal")] wal: Option<crate::wal::Wal>,
+    ) -> LogEngine {
+        let groups = groups
+            .into_iter()
+            .map(|(id, state)| (id, Arc::new(RwLock::new(state))))
+            .collect();
+        LogEngine {
+            inner: Arc::new(Inner {
+                groups: RwLock::new(groups),
+                write: Mutex::new(WriteState::default()),
+                sync: Mutex::new(SyncState::default()),
+                sync_done: Condvar::new(),
+                poisoned: AtomicBool::new(false),
+                stats: Counters::default(),
+                cache: Mutex::new(CacheBudget {
+                    capacity,
+                    ..CacheBudget::default()
+                }),
+                snapshot_requests: Mutex::new(HashMap::new()),
+                memory_snapshots: Mutex::new(HashMap::new()),
+                #[cfg(feature = "wal")]
+                wal,
+                #[cfg(any(test, feature = "failpoints"))]
+                fail_next_sync: AtomicBool::new(false),
+                purge_lag,
+            }),
+        }
+    }
+
+    /// An engine without files: the same API, nothing survives the process. Entries are never
+    /// evicted from memory.
+    pub fn in_memory() -> LogEngine {
+        LogEngine::with_parts(
+            HashMap::new(),
+            usize::MAX,
+            crate::config::DEFAULT_PURGE_LAG_SEGMENTS,
+            #[cfg(feature = "wal")]
+            None,
+        )
+    }
+
+    /// Opens (creating if needed) the engine in `config`'s directory and recovers every group.
+    ///
+    /// A torn tail of the last segment is cut at the first bad frame; everything before it is
+    /// kept. New writes go to a fresh segment.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] naming the file and offset if a sealed segment is damaged;
+    /// [`Error::InvalidConfig`]; [`Error::Io`].
+    #[cfg(feature = "wal")]
+    pub fn open(config: EngineConfig) -> Result<LogEngine> {
+        use crate::stats::add;
+        config.validate()?;
+        let dir = config.get_dir();
+        std::fs::create_dir_all(dir)?;
+        let recovered = crate::wal::recovery::recover(dir)?;
+        let wal = crate::wal::Wal::new(dir, config.get_segment_size(), &recovered.segments)?;
+        let next = recovered
+            .segments
+            .last()
+            .map_or(Some(1), |last| last.checked_add(1));
+        let next = next.ok_or(Error::TooLarge { size: usize::MAX })?;
+        let active = wal.create(next)?;
+        let mut groups = recovered.groups;
+        let missing = snapshot::reconcile_snapshot_files(dir, &mut groups)?;
+        let engine = LogEngine::with_parts(
+            groups,
+            config.get_cache_capacity(),
+            config.get_purge_lag_segments(),
+            Some(wal),
+        );
+        engine.inner.write.lock().active = Some(active);
+        let stats = &engine.inner.stats;
+        add(&stats.recovered_bytes, recovered.bytes);
+        add(&stats.recovery_tail_cuts, recovered.tail_cuts);
+        add(&stats.recovery_bytes_cut, recovered.tail_bytes_cut);
+        add(&stats.missing_snapshots, missing);
+        tracing::info!(
+            dir = %dir.display(),
+            groups = engine.inner.groups.read().len(),
+            bytes = recovered.bytes,
+            tail_cuts = recovered.tail_cuts,
+            "log engine recovered"
+        );
+        Ok(engine)
+    }
+
+    /// A handle implementing `raft::Storage` for `group` (an empty group if unknown).
+    pub fn group(&self, id: GroupId) -> GroupStorage {
+        GroupStorage::new(Arc::clone(&self.inner), id)
+    }
+
+    /// Groups that hold any state, ascending.
+    pub fn group_ids(&self) -> Vec<GroupId> {
+        let groups = self.inner.groups.read();
+        let mut ids: Vec<GroupId> = groups
+            .iter()
+            .filter(|(_, cell)| !cell.read().is_empty())
+            .map(|(&id, _)| id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The engine's counters.
+    pub fn stats(&self) -> EngineStats {
+        self.inner.stats.snapshot()
+    }
+
+    /// Number of live segment files (0 for the in-memory engine).
+    pub fn segment_count(&self) -> usize {
+        #[cfg(feature = "wal")]
+        if let Some(wal) = &self.inner.wal {
+            return wal.segment_ids().len();
+        }
+        0
+    }
+
+    /// True once a failed sync or write poisoned the engine.
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.poisoned.load(Ordering::Acquire)
+    }
+
+    /// Makes the next `fdatasync` fail as if the disk had, to test what follows.
+    #[cfg(feature = "failpoints")]
+    pub fn inject_sync_failure(&self) {
+        self.inner.fail_next_sync.store(true, Ordering::Release);
+    }
+
+    /// Approximate memory held by the in-memory index and cache of one group (0 if unknown).
+    pub fn group_memory_size(&self, id: GroupId) -> usize {
+        let cell = self.inner.groups.read().get(&id).cloned();
+        cell.map_or(0, |cell| {
+            cell.read().memory_size()
+                + std::mem::size_of::<(GroupId, GroupCell)>()
+                + 2 * std::mem::size_of::<usize>()
+        })
+    }
+
+    pub(crate) fn check_poisoned(&self) -> Result<()> {
+        if self.is_poisoned() {
+            return Err(Error::Poisoned);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "engine_test.rs"]
+mod engine_test;

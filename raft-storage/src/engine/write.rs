@@ -1,0 +1,359 @@
+//! The write path: validate, encode, one write, apply, group-committed sync.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::RwLock;
+
+use super::{GroupCell, LogEngine, WriteState};
+use crate::batch::{LogBatch, Op};
+use crate::error::{Error, Result};
+use crate::group::{GroupState, IndexEntry, Location};
+use crate::stats::add;
+use crate::GroupId;
+
+impl LogEngine {
+    /// Writes the batch (any number of groups) with one `write` call and, if `sync`, at most
+    /// one `fdatasync`, merged with concurrent writers (group commit): a writer that arrives
+    /// while a sync runs is made durable by the next one, together with everyone else who
+    /// arrived meanwhile. Returns the bytes written and clears the batch.
+    ///
+    /// Entries are readable through [`GroupStorage`](crate::GroupStorage) as soon as they are
+    /// written, before the sync returns. An empty batch with `sync` waits until everything
+    /// written before is durable.
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] after any failed write or sync (the batch is kept);
+    /// [`Error::LogGap`], [`Error::NotContiguous`], [`Error::SnapshotOutOfDate`] for a batch
+    /// that contradicts the log (nothing is written, the batch is kept); [`Error::Io`] for the
+    /// failure that poisons the engine.
+    pub fn write(&self, batch: &mut LogBatch, sync: bool) -> Result<usize> {
+        if let Err(error) = self.check_poisoned() {
+            add(&self.inner.stats.rejected_writes, 1);
+            return Err(error);
+        }
+        let (len, position) = {
+            let mut state = self.inner.write.lock();
+            if batch.is_empty() {
+                (0, state.written)
+            } else {
+                if let Err(error) = self.validate(&mut state, batch.ops()) {
+                    add(&self.inner.stats.rejected_writes, 1);
+                    return Err(error);
+                }
+                let len = self.write_locked(&mut state, batch)?;
+                (len, state.written)
+            }
+        };
+        self.evict_cache();
+        if sync {
+            self.wait_durable(position)?;
+        }
+        batch.clear();
+        Ok(len)
+    }
+
+    /// Encodes, writes and applies a validated batch. Caller holds the write lock.
+    pub(crate) fn write_locked(&self, state: &mut WriteState, batch: &LogBatch) -> Result<usize> {
+        let state = &mut *state;
+        state.buf.clear();
+        state.entry_offsets.clear();
+        #[cfg_attr(not(feature = "wal"), allow(unused_mut))]
+        let mut segment = 0;
+        #[cfg_attr(not(feature = "wal"), allow(unused_mut))]
+        let mut frame_offset = 0u64;
+        #[cfg(feature = "wal")]
+        if let Some(wal) = &self.inner.wal {
+            crate::codec::encode_batch(batch.ops(), &mut state.buf, &mut state.entry_offsets)?;
+            let active = state.active.as_mut().ok_or(Error::Poisoned)?;
+            let outcome = (|| {
+                if wal.needs_rotation(active, state.buf.len()) {
+                    wal.rotate(active)?;
+                }
+                Ok::<_, Error>(wal.append(active, &state.buf)?)
+            })();
+            match outcome {
+                Ok(offset) => frame_offset = offset,
+                Err(error) => {
+                    // The file's content is unknown now: refuse everything from here on.
+                    self.poison();
+                    return Err(error);
+                }
+            }
+            segment = active.id;
+        }
+        let len = state.buf.len();
+        state.written += len as u64;
+        state.groups_since_sync += batch.group_count() as u64;
+        state.batches_since_sync += 1;
+        add(&self.inner.stats.bytes_written, len as u64);
+        add(&self.inner.stats.batches_written, 1);
+        self.apply_ops(state, batch.ops(), segment, frame_offset);
+        Ok(len)
+    }
+
+    /// Checks that the batch, applied in order, leaves every log contiguous.
+    fn validate(&self, state: &mut WriteState, ops: &[Op]) -> Result<()> {
+        state.shadow.clear();
+        let groups = self.inner.groups.read();
+        for op in ops {
+            let group = op.group();
+            let bounds = state.shadow.entry(group).or_insert_with(|| {
+                groups.get(&group).map_or((1, 0), |cell| {
+                    let g = cell.read();
+                    (g.first_index, g.last_index())
+                })
+            });
+            let (first, last) = *bounds;
+            match op {
+                Op::Append(_, entries) => {
+                    for pair in entries.windows(2) {
+                        if pair[1].index != pair[0].index + 1 {
+                            return Err(Error::NotContiguous {
+                                group,
+                                index: pair[1].index,
+                            });
+                        }
+                    }
+                    let (Some(head), Some(tail)) = (entries.first(), entries.last()) else {
+                        continue;
+                    };
+                    let skip = first.saturating_sub(head.index);
+                    if skip >= entries.len() as u64 {
+                        continue;
+                    }
+                    if head.index + skip > last + 1 {
+                        return Err(Error::LogGap {
+                            group,
+                            index: head.index,
+                            last_index: last,
+                        });
+                    }
+                    *bounds = (first, tail.index);
+                }
+                Op::Compact(_, index) => {
+                    let target = (*index).min(last + 1);
+                    if target > first {
+                        *bounds = (target, last);
+                    }
+                }
+                Op::ApplySnapshot(_, meta) => {
+                    if first > meta.index {
+                        return Err(Error::SnapshotOutOfDate {
+                            group,
+                            index: meta.index,
+                            first_index: first,
+                        });
+                    }
+                    *bounds = (meta.index + 1, meta.index);
+                }
+                Op::Remove(_) => *bounds = (1, 0),
+                Op::HardState(..)
+                | Op::ConfState(..)
+                | Op::SnapshotRef(..)
+                | Op::Checkpoint(..) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn cell(&self, group: GroupId) -> GroupCell {
+        if let Some(cell) = self.inner.groups.read().get(&group) {
+            return Arc::clone(cell);
+        }
+        let mut groups = self.inner.groups.write();
+        Arc::clone(
+            groups
+                .entry(group)
+                .or_insert_with(|| Arc::new(RwLock::new(GroupState::default()))),
+        )
+    }
+
+    /// Applies written ops to the in-memory state, in batch order.
+    fn apply_ops(&self, state: &mut WriteState, ops: &[Op], segment: u32, frame_offset: u64) {
+        let mut next_offset = state.entry_offsets.iter();
+        let mut cache_delta: isize = 0;
+        let mut cache = self.inner.cache.lock();
+        for op in ops {
+            let group = op.group();
+            if let Op::Remove(_) = op {
+                if let Some(cell) = self.inner.groups.write().remove(&group) {
+                    let mut g = cell.write();
+                    cache_delta -= g.cache_bytes as isize;
+                    *g = GroupState::default();
+                }
+                self.inner.snapshot_requests.lock().remove(&group);
+                self.forget_snapshot(group, state.written);
+                continue;
+            }
+            let cell = self.cell(group);
+            let mut g = cell.write();
+            let before = g.cache_bytes as isize;
+            match op {
+                Op::Append(_, entries) => {
+                    state.spans.clear();
+                    for entry in entries {
+                        let location = match next_offset.next() {
+                            Some(&offset) => Location {
+                                segment,
+                                offset: u32::try_from(frame_offset + u64::from(offset))
+                                    .unwrap_or(u32::MAX),
+                                len: protobuf::Message::compute_size(entry),
+                            },
+                            None => Location {
+                                segment: 0,
+                                offset: 0,
+                                len: protobuf::Message::compute_size(entry),
+                            },
+                        };
+                        state.spans.push(IndexEntry {
+                            term: entry.term,
+                            location,
+                        });
+                    }
+                    let first = entries.first().map_or(0, |e| e.index);
+                    g.append(first, &state.spans, Some(entries));
+                    if segment != 0 {
+                        if let Some(last) = entries.last() {
+                            cache.order.push_back((group, last.index));
+                        }
+                    }
+                }
+                Op::HardState(_, hs) => g.set_hard_state(hs, segment),
+                Op::ConfState(_, cs) => g.set_conf_state(cs, segment),
+                Op::Compact(_, index) => g.compact(*index, segment),
+                Op::ApplySnapshot(_, meta) => g.apply_snapshot(meta, segment),
+                Op::SnapshotRef(_, index, term) => g.set_snapshot(*index, *term, segment),
+                Op::Checkpoint(_, cp) => g.apply_checkpoint(cp, segment),
+                Op::Remove(_) => {}
+            }
+            cache_delta += g.cache_bytes as isize - before;
+        }
+        cache.used = cache.used.saturating_add_signed(cache_delta);
+        self.inner
+            .stats
+            .cache_bytes
+            .store(cache.used as u64, Ordering::Relaxed);
+    }
+
+    /// Drops the oldest cached entries while the cache is over budget.
+    fn evict_cache(&self) {
+        let mut cache = self.inner.cache.lock();
+        let mut rounds = 0usize;
+        while cache.used > cache.capacity && rounds < 1 << 20 {
+            rounds += 1;
+            let Some((group, upto)) = cache.order.pop_front() else {
+                break;
+            };
+            let cell = self.inner.groups.read().get(&group).cloned();
+            if let Some(cell) = cell {
+                let freed = cell.write().evict_cache(upto);
+                cache.used = cache.used.saturating_sub(freed);
+            }
+        }
+        // Entries compacted or truncated away leave stale marks: keep the queue bounded.
+        if cache.order.len() > 65_536 && cache.order.len() > 4 * self.inner.groups.read().len() {
+            let groups = self.inner.groups.read();
+            cache.order.retain(|(group, upto)| {
+                groups.get(group).is_some_and(|cell| {
+                    let g = cell.read();
+                    !g.cache.is_empty() && g.cache_start() <= *upto
+                })
+            });
+        }
+        self.inner
+            .stats
+            .cache_bytes
+            .store(cache.used as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn poison(&self) {
+        if !self.inner.poisoned.swap(true, Ordering::AcqRel) {
+            tracing::error!("log engine poisoned: a write or sync failed, refusing further writes");
+        }
+    }
+
+    /// Blocks until every byte below `position` is durable, syncing if nobody else is.
+    pub(crate) fn wait_durable(&self, position: u64) -> Result<()> {
+        let mut sync = self.inner.sync.lock();
+        for _ in 0..u32::MAX {
+            self.check_poisoned()?;
+            if sync.synced >= position {
+                return Ok(());
+            }
+            if sync.in_progress {
+                self.inner.sync_done.wait(&mut sync);
+                continue;
+            }
+            sync.in_progress = true;
+            drop(sync);
+            let outcome = self.sync_once();
+            sync = self.inner.sync.lock();
+            sync.in_progress = false;
+            match outcome {
+                Ok(target) => {
+                    sync.synced = sync.synced.max(target);
+                    let durable = sync.synced;
+                    let ready: Vec<_> = {
+                        let (ready, waiting) = std::mem::take(&mut sync.deferred_deletes)
+                            .into_iter()
+                            .partition(|(at, _)| *at <= durable);
+                        sync.deferred_deletes = waiting;
+                        ready
+                    };
+                    for (_, path) in ready {
+                        if let Err(error) = std::fs::remove_file(&path) {
+                            tracing::warn!(path = %path.display(), %error, "cannot delete old snapshot file");
+                        }
+                    }
+                }
+                Err(error) => {
+                    self.poison();
+                    self.inner.sync_done.notify_all();
+                    return Err(error);
+                }
+            }
+            self.inner.sync_done.notify_all();
+        }
+        Err(Error::Poisoned)
+    }
+
+    /// One `fdatasync` of the active segment; returns the log position it made durable.
+    fn sync_once(&self) -> Result<u64> {
+        let (target, groups, batches) = {
+            let mut state = self.inner.write.lock();
+            let taken = (
+                state.written,
+                state.groups_since_sync,
+                state.batches_since_sync,
+            );
+            state.groups_since_sync = 0;
+            state.batches_since_sync = 0;
+            #[cfg(feature = "wal")]
+            let file = state.active.as_ref().map(|active| Arc::clone(&active.file));
+            drop(state);
+            #[cfg(any(test, feature = "failpoints"))]
+            if self.inner.fail_next_sync.swap(false, Ordering::AcqRel) {
+                return Err(Error::Io(std::io::Error::other(
+                    "injected fdatasync failure",
+                )));
+            }
+            let started = Instant::now();
+            #[cfg(feature = "wal")]
+            if let Some(file) = file {
+                file.sync_data()?;
+            }
+            let stats = &self.inner.stats;
+            add(
+                &stats.sync_nanos,
+                u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            );
+            add(&stats.syncs, 1);
+            taken
+        };
+        add(&self.inner.stats.groups_synced, groups);
+        add(&self.inner.stats.batches_synced, batches);
+        Ok(target)
+    }
+}

@@ -1,0 +1,299 @@
+//! [`GroupState`]: the in-memory index, cache and raft state of one group.
+
+use std::collections::VecDeque;
+
+use raft::eraftpb::{ConfState, Entry, HardState, SnapshotMetadata};
+
+use crate::codec::Checkpoint;
+
+/// Where an entry's protobuf bytes live. Segment 0 means "in memory only".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Location {
+    pub segment: u32,
+    pub offset: u32,
+    pub len: u32,
+}
+
+/// Index of one entry: its term and location (24 bytes).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IndexEntry {
+    pub term: u64,
+    pub location: Location,
+}
+
+/// Oldest segment holding the latest record of each kind of group metadata (0 = none).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Pins {
+    pub hard_state: u32,
+    pub conf_state: u32,
+    pub base: u32,
+    pub snapshot: u32,
+}
+
+impl Pins {
+    fn oldest(&self) -> Option<u32> {
+        [self.hard_state, self.conf_state, self.base, self.snapshot]
+            .into_iter()
+            .filter(|&s| s != 0)
+            .min()
+    }
+}
+
+/// The state of one group. Invariants: `index` holds entries `first_index ..= last_index()`
+/// with contiguous indexes; `cache` is a suffix of them; an empty log has
+/// `last_index() == first_index - 1`; `prev_term` is the term at `first_index - 1`.
+#[derive(Debug, Clone)]
+pub(crate) struct GroupState {
+    pub hard_state: HardState,
+    pub conf_state: ConfState,
+    /// Metadata of the last applied snapshot (index, term).
+    pub base: (u64, u64),
+    pub first_index: u64,
+    pub prev_term: u64,
+    pub index: VecDeque<IndexEntry>,
+    pub cache: VecDeque<Entry>,
+    pub cache_bytes: usize,
+    /// The saved snapshot file serving this group (index, term).
+    pub snapshot: Option<(u64, u64)>,
+    pub pins: Pins,
+}
+
+impl Default for GroupState {
+    fn default() -> Self {
+        GroupState {
+            hard_state: HardState::default(),
+            conf_state: ConfState::default(),
+            base: (0, 0),
+            first_index: 1,
+            prev_term: 0,
+            index: VecDeque::new(),
+            cache: VecDeque::new(),
+            cache_bytes: 0,
+            snapshot: None,
+            pins: Pins::default(),
+        }
+    }
+}
+
+fn entry_bytes(entry: &Entry) -> usize {
+    entry.data.len() + entry.context.len() + 32
+}
+
+impl GroupState {
+    pub fn last_index(&self) -> u64 {
+        self.first_index + self.index.len() as u64 - 1
+    }
+
+    /// First index served from the cache.
+    pub fn cache_start(&self) -> u64 {
+        self.last_index() + 1 - self.cache.len() as u64
+    }
+
+    /// Term at `idx` if the group knows it (MemStorage semantics plus `first_index - 1`).
+    pub fn term(&self, idx: u64) -> Result<u64, raft::StorageError> {
+        if idx + 1 == self.first_index {
+            return Ok(self.prev_term);
+        }
+        if idx == self.base.0 {
+            return Ok(self.base.1);
+        }
+        if idx < self.first_index {
+            return Err(raft::StorageError::Compacted);
+        }
+        if idx > self.last_index() {
+            return Err(raft::StorageError::Unavailable);
+        }
+        Ok(self.index[(idx - self.first_index) as usize].term)
+    }
+
+    /// True if the group holds anything at all.
+    pub fn is_empty(&self) -> bool {
+        self.hard_state == HardState::default()
+            && self.conf_state == ConfState::default()
+            && self.index.is_empty()
+            && self.first_index == 1
+            && self.snapshot.is_none()
+    }
+
+    /// Oldest segment this group still needs (0 = none).
+    pub fn pin(&self) -> u32 {
+        let meta = self.pins.oldest();
+        let entries = self.entry_pin();
+        match (meta, entries) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or(0),
+        }
+    }
+
+    /// Segment of the oldest live entry, if it is on disk.
+    pub fn entry_pin(&self) -> Option<u32> {
+        self.index
+            .front()
+            .map(|e| e.location.segment)
+            .filter(|&s| s != 0)
+    }
+
+    /// Oldest segment holding needed metadata.
+    pub fn meta_pin(&self) -> Option<u32> {
+        self.pins.oldest()
+    }
+
+    /// Where an append at `first` lands: `Ok(None)` if entirely below `first_index`, `Ok(Some(skip))`
+    /// with the number of leading entries to skip, or `Err(last_index)` for a gap.
+    pub fn append_position(&self, first: u64, count: usize) -> Result<Option<usize>, u64> {
+        let skip = self.first_index.saturating_sub(first);
+        if skip >= count as u64 {
+            return Ok(None);
+        }
+        if first + skip > self.last_index() + 1 {
+            return Err(self.last_index());
+        }
+        Ok(Some(skip as usize))
+    }
+
+    /// Appends (replacing from `first` on). `terms_locations` describes every entry;
+    /// `entries`, if given, are the decoded entries to cache. During recovery a gap (left by a
+    /// purged prefix) restarts the log at `first`.
+    pub fn append(&mut self, first: u64, spans: &[IndexEntry], entries: Option<&[Entry]>) {
+        let skip = match self.append_position(first, spans.len()) {
+            Ok(Some(skip)) => skip,
+            Ok(None) => return,
+            Err(_) => {
+                self.index.clear();
+                self.drop_cache();
+                self.first_index = first;
+                self.prev_term = 0;
+                0
+            }
+        };
+        let start = first + skip as u64;
+        self.truncate_from(start);
+        self.index.extend(spans[skip..].iter().copied());
+        if let Some(entries) = entries {
+            for entry in &entries[skip..] {
+                self.cache_bytes += entry_bytes(entry);
+                self.cache.push_back(entry.clone());
+            }
+        }
+    }
+
+    /// Drops entries from `idx` on (`idx > first_index - 1`).
+    fn truncate_from(&mut self, idx: u64) {
+        let keep = (idx - self.first_index) as usize;
+        self.index.truncate(keep);
+        while self.cache.back().is_some_and(|e| e.index >= idx) {
+            if let Some(entry) = self.cache.pop_back() {
+                self.cache_bytes -= entry_bytes(&entry);
+            }
+        }
+    }
+
+    /// Drops cached entries up to and including `upto`. Returns bytes freed.
+    pub fn evict_cache(&mut self, upto: u64) -> usize {
+        let before = self.cache_bytes;
+        while self.cache.front().is_some_and(|e| e.index <= upto) {
+            if let Some(entry) = self.cache.pop_front() {
+                self.cache_bytes -= entry_bytes(&entry);
+            }
+        }
+        before - self.cache_bytes
+    }
+
+    fn drop_cache(&mut self) {
+        self.cache.clear();
+        self.cache_bytes = 0;
+    }
+
+    /// MemStorage::compact semantics, clamped to `last_index + 1`.
+    pub fn compact(&mut self, compact_index: u64, segment: u32) {
+        let target = compact_index.min(self.last_index() + 1);
+        if target <= self.first_index {
+            return;
+        }
+        self.prev_term = self.index[(target - 1 - self.first_index) as usize].term;
+        self.index.drain(..(target - self.first_index) as usize);
+        self.evict_cache(target - 1);
+        self.first_index = target;
+        self.pins.base = segment;
+    }
+
+    /// MemStorage::apply_snapshot semantics.
+    pub fn apply_snapshot(&mut self, meta: &SnapshotMetadata, segment: u32) {
+        self.base = (meta.index, meta.term);
+        self.first_index = meta.index + 1;
+        self.prev_term = meta.term;
+        self.index.clear();
+        self.drop_cache();
+        self.hard_state.term = self.hard_state.term.max(meta.term);
+        self.hard_state.commit = meta.index;
+        self.conf_state = meta.get_conf_state().clone();
+        self.pins.base = segment;
+        self.pins.conf_state = segment;
+    }
+
+    pub fn set_hard_state(&mut self, hs: &HardState, segment: u32) {
+        self.hard_state = hs.clone();
+        self.pins.hard_state = segment;
+    }
+
+    pub fn set_conf_state(&mut self, cs: &ConfState, segment: u32) {
+        self.conf_state = cs.clone();
+        self.pins.conf_state = segment;
+    }
+
+    pub fn set_snapshot(&mut self, index: u64, term: u64, segment: u32) {
+        self.snapshot = Some((index, term));
+        self.pins.snapshot = segment;
+    }
+
+    /// Everything but the entries, to rewrite forward.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            first_index: self.first_index,
+            prev_term: self.prev_term,
+            base_index: self.base.0,
+            base_term: self.base.1,
+            hard_state: self.hard_state.clone(),
+            conf_state: self.conf_state.clone(),
+            snapshot: self.snapshot,
+        }
+    }
+
+    pub fn apply_checkpoint(&mut self, cp: &Checkpoint, segment: u32) {
+        // During recovery from a purged prefix the log may already start past the checkpoint's
+        // first index (entries compacted later): keep those entries, a later record agrees.
+        if self.index.is_empty() {
+            self.first_index = cp.first_index;
+        } else if self.first_index < cp.first_index {
+            let target = cp.first_index.min(self.last_index() + 1);
+            self.index.drain(..(target - self.first_index) as usize);
+            self.evict_cache(target - 1);
+            self.first_index = target;
+        }
+        if self.first_index == cp.first_index {
+            self.prev_term = cp.prev_term;
+        }
+        self.base = (cp.base_index, cp.base_term);
+        self.hard_state = cp.hard_state.clone();
+        self.conf_state = cp.conf_state.clone();
+        self.snapshot = cp.snapshot;
+        self.pins = Pins {
+            hard_state: segment,
+            conf_state: segment,
+            base: segment,
+            snapshot: segment,
+        };
+    }
+
+    /// Approximate heap plus inline bytes of this state (for the idle-overhead figure).
+    pub fn memory_size(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.index.capacity() * std::mem::size_of::<IndexEntry>()
+            + self.cache.capacity() * std::mem::size_of::<Entry>()
+            + self.cache_bytes
+            + 8 * (self.conf_state.voters.capacity()
+                + self.conf_state.learners.capacity()
+                + self.conf_state.voters_outgoing.capacity()
+                + self.conf_state.learners_next.capacity())
+    }
+}
