@@ -44,18 +44,6 @@ fn workload(count: usize) -> (Vec<Bytes>, Vec<Bytes>) {
     (payloads, commands)
 }
 
-/// Best of `ROUNDS` runs of `f`, which returns the work done and a value to keep.
-fn best<T>(mut f: impl FnMut() -> (Duration, T)) -> (Duration, T) {
-    let mut best: Option<(Duration, T)> = None;
-    for _ in 0..ROUNDS {
-        let (elapsed, value) = f();
-        if best.as_ref().is_none_or(|(b, _)| elapsed < *b) {
-            best = Some((elapsed, value));
-        }
-    }
-    best.unwrap_or_else(|| (Duration::MAX, f().1))
-}
-
 fn apply_all(
     machine: &mut PartitionStateMachine,
     commands: &[Bytes],
@@ -97,112 +85,129 @@ fn rate(units: f64, elapsed: Duration) -> f64 {
     units / elapsed.as_secs_f64()
 }
 
+/// Best (shortest) time of each contender over `ROUNDS` interleaved rounds:
+/// interleaving exposes every contender to the same machine load.
+fn interleaved(contenders: &mut [(&str, &mut dyn FnMut() -> Duration)]) -> Vec<Duration> {
+    let mut best = vec![Duration::MAX; contenders.len()];
+    for _ in 0..ROUNDS {
+        for (slot, (_, run)) in contenders.iter_mut().enumerate() {
+            best[slot] = best[slot].min(run());
+        }
+    }
+    best
+}
+
 fn main() {
     let count = batches();
     let records = (count * RECORDS_PER_BATCH as usize) as f64;
     let (payloads, commands) = workload(count);
     let total_bytes: usize = payloads.iter().map(Bytes::len).sum();
     let config = PartitionConfig::default();
-    println!("raft-fsm bench: {count} batches x {RECORDS_PER_BATCH} records x {RECORD_BYTES} bytes, best of {ROUNDS}");
+    let dir = tempfile::tempdir().unwrap();
+    println!(
+        "raft-fsm bench: {count} batches x {RECORDS_PER_BATCH} records x {RECORD_BYTES} bytes, \
+         best of {ROUNDS} interleaved rounds"
+    );
 
-    // Baseline: a plain in-memory Vec append of the same bytes.
-    let (vec_apply, log) = best(|| {
+    let mut round = 0;
+    let mut next_dir = || {
+        round += 1;
+        dir.path().join(round.to_string())
+    };
+    let mut vec_append = || {
         let start = Instant::now();
         let mut log: Vec<u8> = Vec::new();
         for payload in &payloads {
             log.extend_from_slice(payload);
         }
         black_box(&log);
-        (start.elapsed(), log)
-    });
-    let base = rate(records, vec_apply);
-    println!(
-        "apply  baseline Vec append          {:>12.0} records/s",
-        base
-    );
-
-    let (memory, _) = best(|| {
-        let mut machine = PartitionStateMachine::in_memory(config.clone());
-        (apply_all(&mut machine, &commands, 0), ())
-    });
-    let mem_rate = rate(records, memory);
-    println!(
-        "apply  in-memory partition          {:>12.0} records/s  ratio {:.3}",
-        mem_rate,
-        mem_rate / base
-    );
-
-    let dir = tempfile::tempdir().unwrap();
-    let mut round = 0;
-    let (file, file_machine) = best(|| {
-        round += 1;
+        start.elapsed()
+    };
+    let mut memory = || {
+        apply_all(
+            &mut PartitionStateMachine::in_memory(config.clone()),
+            &commands,
+            0,
+        )
+    };
+    let mut file = || {
+        let path = next_dir();
+        let elapsed = apply_all(
+            &mut PartitionStateMachine::open(&path, config.clone()).unwrap(),
+            &commands,
+            0,
+        );
+        std::fs::remove_dir_all(path).unwrap();
+        elapsed
+    };
+    let mut flushed = || {
         let mut machine =
-            PartitionStateMachine::open(dir.path().join(round.to_string()), config.clone())
-                .unwrap();
-        (apply_all(&mut machine, &commands, 0), machine)
-    });
-    let file_rate = rate(records, file);
-    println!(
-        "apply  file partition, no flush     {:>12.0} records/s  ratio {:.3}",
-        file_rate,
-        file_rate / base
-    );
-
-    let (flushed, _) = best(|| {
-        round += 1;
-        let mut machine =
-            PartitionStateMachine::open(dir.path().join(round.to_string()), config.clone())
-                .unwrap();
+            PartitionStateMachine::open(dir.path().join("flushed"), config.clone()).unwrap();
         let elapsed = apply_all(&mut machine, &commands, 10_000);
-        machine.flush().unwrap();
-        (elapsed, ())
-    });
-    let flushed_rate = rate(records, flushed);
-    println!(
-        "apply  file partition, flush/10k    {:>12.0} records/s  ratio {:.3}",
-        flushed_rate,
-        flushed_rate / base
-    );
+        drop(machine);
+        std::fs::remove_dir_all(dir.path().join("flushed")).unwrap();
+        elapsed
+    };
+    let times = interleaved(&mut [
+        ("vec", &mut vec_append),
+        ("memory", &mut memory),
+        ("file", &mut file),
+        ("flushed", &mut flushed),
+    ]);
+    let base = rate(records, times[0]);
+    println!("apply  baseline Vec append          {base:>12.0} records/s");
+    for (name, time) in [
+        ("in-memory partition         ", times[1]),
+        ("file partition, no flush    ", times[2]),
+        ("file partition, flush/10k   ", times[3]),
+    ] {
+        let r = rate(records, time);
+        println!("apply  {name}  {r:>12.0} records/s  ratio {:.3}", r / base);
+    }
 
-    // Fetch baseline: copying the same bytes out of a Vec in 1 MiB slices.
-    let (vec_fetch, copied) = best(|| {
+    // Fetch: the same bytes read back in 1 MiB fetches, against copying
+    // them out of a Vec in 1 MiB slices.
+    let log: Vec<u8> = payloads.iter().flat_map(|p| p.iter().copied()).collect();
+    let mut memory_machine = PartitionStateMachine::in_memory(config.clone());
+    apply_all(&mut memory_machine, &commands, 0);
+    let mut file_machine = PartitionStateMachine::open(next_dir(), config.clone()).unwrap();
+    apply_all(&mut file_machine, &commands, 0);
+    file_machine.flush().unwrap();
+    let mut vec_slices = || {
         let start = Instant::now();
-        let mut copied = 0;
         let mut out = Vec::with_capacity(FETCH_BYTES);
+        let mut copied = 0;
         for slice in log.chunks(FETCH_BYTES) {
             out.clear();
             out.extend_from_slice(slice);
             copied += black_box(&out).len();
         }
-        (start.elapsed(), copied)
-    });
-    assert_eq!(copied, total_bytes);
+        assert_eq!(copied, total_bytes);
+        start.elapsed()
+    };
+    let mut fetch_memory = || {
+        let (elapsed, bytes) = fetch_all(&memory_machine);
+        assert_eq!(bytes, total_bytes);
+        elapsed
+    };
+    let mut fetch_file = || {
+        let (elapsed, bytes) = fetch_all(&file_machine);
+        assert_eq!(bytes, total_bytes);
+        elapsed
+    };
+    let times = interleaved(&mut [
+        ("vec", &mut vec_slices),
+        ("memory", &mut fetch_memory),
+        ("file", &mut fetch_file),
+    ]);
     let mb = total_bytes as f64 / 1e6;
-    let fetch_base = rate(mb, vec_fetch);
-    println!(
-        "fetch  baseline Vec slice copy      {:>12.0} MB/s",
-        fetch_base
-    );
-
-    let mut memory_machine = PartitionStateMachine::in_memory(config.clone());
-    apply_all(&mut memory_machine, &commands, 0);
-    let (mem_fetch, got) = best(|| fetch_all(&memory_machine));
-    assert_eq!(got, total_bytes);
-    let mem_fetch_rate = rate(mb, mem_fetch);
-    println!(
-        "fetch  in-memory partition          {:>12.0} MB/s       ratio {:.3}",
-        mem_fetch_rate,
-        mem_fetch_rate / fetch_base
-    );
-
-    let mut file_machine = file_machine;
-    file_machine.flush().unwrap();
-    let (file_fetch, got) = best(|| fetch_all(&file_machine));
-    assert_eq!(got, total_bytes);
-    let file_fetch_rate = rate(mb, file_fetch);
-    println!(
-        "fetch  file partition (page cache)  {:>12.0} MB/s       ratio {:.3}",
-        file_fetch_rate,
-        file_fetch_rate / fetch_base
-    );
+    let base = rate(mb, times[0]);
+    println!("fetch  baseline Vec slice copy      {base:>12.0} MB/s");
+    for (name, time) in [
+        ("in-memory partition         ", times[1]),
+        ("file partition (page cache) ", times[2]),
+    ] {
+        let r = rate(mb, time);
+        println!("fetch  {name}  {r:>12.0} MB/s       ratio {:.3}", r / base);
+    }
 }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::command::{
     AppendCommand, DeleteRecordsCommand, PartitionCommand, PartitionOp, RetentionCommand,
 };
-use super::frame::{self, FrameHeader, FRAME_HEADER};
+use super::frame::{self, FRAME_HEADER};
 use super::machine::PartitionStateMachine;
 use super::producer::{last_sequence, ProducerBatch, SequenceCheck};
 use super::reader::LogView;
@@ -84,7 +84,7 @@ impl PartitionStateMachine {
         }
         let base_offset = self.next_offset;
         let next_offset = base_offset + u64::from(count);
-        let encoded = frame::encode(
+        let header = frame::build(
             base_offset,
             count,
             append.max_timestamp,
@@ -92,22 +92,13 @@ impl PartitionStateMachine {
             term,
             &append.records,
         );
-        let header = FrameHeader {
-            len: (encoded.len() - 8) as u32,
-            crc: 0,
-            base_offset,
-            record_count: count,
-            max_timestamp: append.max_timestamp,
-            append_time: append.append_time_ms,
-            leader_epoch: term,
-        };
         let active_len = self.active.len();
-        if active_len > 0 && active_len + encoded.len() as u64 > self.config.segment_bytes {
+        if active_len > 0 && active_len + header.frame_len() as u64 > self.config.segment_bytes {
             let rolled = self.new_segment(self.generation, base_offset)?;
             self.shared.view.write().segments.push(Arc::clone(&rolled));
             self.active = rolled;
         }
-        self.active.append(&header, encoded)?;
+        self.active.append(&header, &append.records)?;
         self.next_offset = next_offset;
         self.shared.view.write().next_offset = next_offset;
         self.shared.high_watermark.send_replace(next_offset);

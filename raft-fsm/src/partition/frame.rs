@@ -14,7 +14,9 @@
 //! the replicated command or from apply), so frames are byte-identical on
 //! every replica.
 
-use bytes::{BufMut, Bytes};
+use bytes::BufMut;
+#[cfg(test)]
+use bytes::Bytes;
 
 /// Size of the frame header before the payload.
 pub(crate) const FRAME_HEADER: usize = 44;
@@ -56,7 +58,45 @@ impl FrameHeader {
     }
 }
 
-/// Builds a frame for a batch.
+/// The header of a frame for a batch, checksum included.
+pub(crate) fn build(
+    base_offset: u64,
+    record_count: u32,
+    max_timestamp: i64,
+    append_time: i64,
+    leader_epoch: u64,
+    payload: &[u8],
+) -> FrameHeader {
+    let mut header = FrameHeader {
+        len: (FRAME_HEADER - 8 + payload.len()) as u32,
+        crc: 0,
+        base_offset,
+        record_count,
+        max_timestamp,
+        append_time,
+        leader_epoch,
+    };
+    let bytes = header_bytes(&header);
+    header.crc = crc32c::crc32c_append(crc32c::crc32c(&bytes[8..]), payload);
+    header
+}
+
+/// The encoded header (the first [`FRAME_HEADER`] bytes of the frame).
+pub(crate) fn header_bytes(header: &FrameHeader) -> [u8; FRAME_HEADER] {
+    let mut buf = [0u8; FRAME_HEADER];
+    let mut at = &mut buf[..];
+    at.put_u32_le(header.len);
+    at.put_u32_le(header.crc);
+    at.put_u64_le(header.base_offset);
+    at.put_u32_le(header.record_count);
+    at.put_i64_le(header.max_timestamp);
+    at.put_i64_le(header.append_time);
+    at.put_u64_le(header.leader_epoch);
+    buf
+}
+
+/// Builds a whole frame (header and payload) in one buffer.
+#[cfg(test)]
 pub(crate) fn encode(
     base_offset: u64,
     record_count: u32,
@@ -65,18 +105,17 @@ pub(crate) fn encode(
     leader_epoch: u64,
     payload: &[u8],
 ) -> Bytes {
-    let len = (FRAME_HEADER - 8 + payload.len()) as u32;
-    let mut buf = Vec::with_capacity(FRAME_HEADER + payload.len());
-    buf.put_u32_le(len);
-    buf.put_u32_le(0);
-    buf.put_u64_le(base_offset);
-    buf.put_u32_le(record_count);
-    buf.put_i64_le(max_timestamp);
-    buf.put_i64_le(append_time);
-    buf.put_u64_le(leader_epoch);
+    let header = build(
+        base_offset,
+        record_count,
+        max_timestamp,
+        append_time,
+        leader_epoch,
+        payload,
+    );
+    let mut buf = Vec::with_capacity(header.frame_len());
+    buf.extend_from_slice(&header_bytes(&header));
     buf.extend_from_slice(payload);
-    let crc = crc32c::crc32c(&buf[8..]);
-    buf[4..8].copy_from_slice(&crc.to_le_bytes());
     Bytes::from(buf)
 }
 

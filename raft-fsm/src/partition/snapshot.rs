@@ -193,7 +193,7 @@ impl PartitionStateMachine {
                     if header.base_offset != segment.next_offset() {
                         return Err(stream.bad(CorruptionKind::OffsetGap));
                     }
-                    segment.append(&header, encoded)?;
+                    segment.append(&header, &encoded.slice(FRAME_HEADER..))?;
                 }
             }
             if !pending.is_empty() {

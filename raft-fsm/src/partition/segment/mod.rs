@@ -14,7 +14,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use parking_lot::RwLock;
 
-use super::frame::FrameHeader;
+use super::frame::{self, FrameHeader};
 use crate::error::FsmError;
 
 mod open;
@@ -27,11 +27,12 @@ const WRITE_BUFFER: usize = 256 * 1024;
 /// Reads from files are done in windows of at least this size.
 const READ_WINDOW: usize = 64 * 1024;
 
-/// One batch held by an in-memory segment.
+/// One batch held by an in-memory segment: its header and its payload,
+/// shared with the command it came from (no copy).
 struct MemFrame {
     position: u64,
-    base_offset: u64,
-    frame: Bytes,
+    header: FrameHeader,
+    payload: Bytes,
 }
 
 /// Where the bytes of a segment live.
@@ -157,18 +158,18 @@ impl Segment {
         self.inner.read().max_timestamp
     }
 
-    /// Appends one encoded frame whose header is `header`.
-    pub(crate) fn append(&self, header: &FrameHeader, frame: Bytes) -> Result<(), FsmError> {
+    /// Appends the frame of `header` (checksum included) and `payload`.
+    pub(crate) fn append(&self, header: &FrameHeader, payload: &Bytes) -> Result<(), FsmError> {
         let mut inner = self.inner.write();
         let position = inner.len;
         Self::note_batch(&mut inner, header, position);
-        inner.len += frame.len() as u64;
+        inner.len += header.frame_len() as u64;
         match &mut inner.store {
             Store::Memory(frames) => {
                 frames.push(MemFrame {
                     position,
-                    base_offset: header.base_offset,
-                    frame,
+                    header: *header,
+                    payload: payload.clone(),
                 });
             }
             Store::File {
@@ -176,7 +177,8 @@ impl Segment {
                 file_len,
                 buffer,
             } => {
-                buffer.extend_from_slice(&frame);
+                buffer.extend_from_slice(&frame::header_bytes(header));
+                buffer.extend_from_slice(payload);
                 if buffer.len() >= WRITE_BUFFER {
                     Self::write_buffer(self.path.as_deref(), file, file_len, buffer)?;
                 }

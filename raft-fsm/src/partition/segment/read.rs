@@ -27,15 +27,21 @@ impl Segment {
         match &inner.store {
             Store::Memory(frames) => {
                 let mut out = BytesMut::with_capacity(len);
-                let first =
-                    frames.partition_point(|f| f.position + f.frame.len() as u64 <= position);
+                let first = frames
+                    .partition_point(|f| f.position + f.header.frame_len() as u64 <= position);
                 for f in &frames[first..] {
                     if out.len() == len {
                         break;
                     }
-                    let skip = position.saturating_sub(f.position) as usize;
-                    let take = (f.frame.len() - skip).min(len - out.len());
-                    out.extend_from_slice(&f.frame[skip..skip + take]);
+                    // The frame as it would be in a file: header, then payload.
+                    let header = frame::header_bytes(&f.header);
+                    let mut skip = position.saturating_sub(f.position) as usize;
+                    for part in [&header[..], &f.payload[..]] {
+                        let from = skip.min(part.len());
+                        skip -= from;
+                        let take = (part.len() - from).min(len - out.len());
+                        out.extend_from_slice(&part[from..from + take]);
+                    }
                 }
                 Ok(out.freeze())
             }
@@ -93,10 +99,10 @@ impl Segment {
         };
         if let Store::Memory(frames) = &inner.store {
             let first = frames
-                .partition_point(|f| f.base_offset <= offset)
+                .partition_point(|f| f.header.base_offset <= offset)
                 .saturating_sub(1);
             for f in &frames[first..] {
-                let header = frame::parse_header(&f.frame).ok_or_else(|| corrupt(f.position))?;
+                let header = &f.header;
                 if header.next_offset() <= offset {
                     continue;
                 }
@@ -106,7 +112,7 @@ impl Segment {
                     return Ok((used, true));
                 }
                 used += header.payload_len();
-                out.push(to_batch(&header, f.frame.slice(FRAME_HEADER..)));
+                out.push(to_batch(header, f.payload.clone()));
             }
             return Ok((used, false));
         }
