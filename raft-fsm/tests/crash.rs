@@ -390,3 +390,17 @@ proptest::proptest! {
         proptest::prop_assert_eq!(snapshot_bytes(&reopened), reference);
     }
 }
+
+#[test]
+fn segments_without_a_checkpoint_are_a_typed_error_not_silently_dropped() {
+    let (dir, files) = flushed_dir();
+    fs::remove_file(dir.path().join("checkpoint")).unwrap();
+    assert!(matches!(
+        open_error(dir.path()),
+        FsmError::Corruption {
+            kind: CorruptionKind::MissingFile,
+            ..
+        }
+    ));
+    assert!(files.iter().all(|f| f.exists()), "nothing deleted");
+}

@@ -88,13 +88,18 @@ impl PartitionStateMachine {
     /// # Errors
     /// [`FsmError::Corruption`] for a corrupt checkpoint or segment (a bad
     /// checksum, a file shorter than the checkpoint says, a missing file,
-    /// an offset gap); I/O errors.
+    /// an offset gap, segments without a checkpoint);
+    /// [`FsmError::DirectoryLocked`] if another machine has `dir` open; I/O
+    /// errors.
     pub fn open(dir: impl AsRef<Path>, config: PartitionConfig) -> Result<Self, FsmError> {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir).map_err(|e| FsmError::io(&dir, e))?;
         let lock = state::lock_dir(&dir, LOCK_FILE)?;
         let checkpoint_path = dir.join(CHECKPOINT_FILE);
-        let state = state::read_checkpoint(&checkpoint_path)?.unwrap_or_default();
+        let state = match state::read_checkpoint(&checkpoint_path)? {
+            Some(state) => state,
+            None => Self::initialize(&dir, &checkpoint_path)?,
+        };
         let listed: Vec<&str> = state.segments.iter().map(|s| s.file.as_str()).collect();
         for entry in fs::read_dir(&dir).map_err(|e| FsmError::io(&dir, e))? {
             let entry = entry.map_err(|e| FsmError::io(&dir, e))?;
@@ -154,6 +159,35 @@ impl PartitionStateMachine {
         let mut machine = Self::assemble(config, Some(dir), segments, state);
         machine._lock = Some(lock);
         Ok(machine)
+    }
+
+    /// Creates the first segment and checkpoint of a new partition directory.
+    /// A directory holding segments but no checkpoint is corrupt: the first
+    /// checkpoint is written before any record, so it was lost.
+    fn initialize(dir: &Path, checkpoint_path: &Path) -> Result<PartitionState, FsmError> {
+        for entry in fs::read_dir(dir).map_err(|e| FsmError::io(dir, e))? {
+            let entry = entry.map_err(|e| FsmError::io(dir, e))?;
+            if entry.file_name().to_string_lossy().ends_with(".log") {
+                return Err(FsmError::Corruption {
+                    path: checkpoint_path.to_path_buf(),
+                    position: 0,
+                    kind: CorruptionKind::MissingFile,
+                });
+            }
+        }
+        let file = segment_file_name(0, 0);
+        Segment::create(dir.join(&file), 0)?.sync()?;
+        let state = PartitionState {
+            segments: vec![SegmentEntry {
+                base_offset: 0,
+                len: 0,
+                file,
+            }],
+            ..PartitionState::default()
+        };
+        state::sync_dir(dir)?;
+        state::write_atomic(dir, CHECKPOINT_FILE, &state::encode_framed(&state))?;
+        Ok(state)
     }
 
     /// Builds the machine around opened segments (at least one).
