@@ -4,9 +4,10 @@
 ///
 /// # Correctness
 /// `segment_bytes` decides where segments roll, and retention deletes whole
-/// segments: every replica of a partition must use the same value (it comes
-/// from the topic's configuration), or their logs would diverge under
-/// retention. A restored snapshot carries the sender's segment layout.
+/// segments; `max_batch_bytes` decides which appends are rejected. Every
+/// replica of a partition must use the same values (they come from the
+/// topic's configuration), or their logs would diverge. A restored snapshot
+/// carries the sender's segment layout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionConfig {
     /// Roll to a new segment when the active one would exceed this size.
