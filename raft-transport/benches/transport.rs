@@ -82,31 +82,39 @@ async fn pair() -> Pair {
     }
 }
 
-/// Messages per second delivered through `Transport::send` with batches of `batch_len`.
+/// Messages per second delivered through `Transport::send` with batches of
+/// `batch_len`, sent from a plain thread as the scheduler's workers do.
 async fn batched(pair: &Pair, batch_len: usize) -> (f64, u64) {
-    let payload = Bytes::from(vec![0x42; PAYLOAD]);
     let start_count = pair.counter.messages.load(Ordering::Relaxed);
     let dropped_before = pair.sender.stats().peer(2).batches_dropped;
     let started = Instant::now();
-    let mut sent = 0u64;
-    let mut group = 0u64;
-    while started.elapsed() < RUN {
-        let batch: Vec<GroupMessage> = (0..batch_len)
-            .map(|_| {
-                group = (group + 1) % 10_000;
-                GroupMessage {
-                    group_id: group,
-                    payload: payload.clone(),
-                }
-            })
-            .collect();
-        match pair.sender.send(2, batch) {
-            Ok(()) => sent += batch_len as u64,
-            // The queue is full: the writer is behind. Let it run.
-            Err(TransportError::QueueFull { .. }) => tokio::task::yield_now().await,
-            Err(error) => panic!("send failed: {error}"),
+    let sender = Arc::clone(&pair.sender);
+    let worker = std::thread::spawn(move || {
+        let payload = Bytes::from(vec![0x42; PAYLOAD]);
+        let mut sent = 0u64;
+        let mut group = 0u64;
+        while started.elapsed() < RUN {
+            let batch: Vec<GroupMessage> = (0..batch_len)
+                .map(|_| {
+                    group = (group + 1) % 10_000;
+                    GroupMessage {
+                        group_id: group,
+                        payload: payload.clone(),
+                    }
+                })
+                .collect();
+            match sender.send(2, batch) {
+                Ok(()) => sent += batch_len as u64,
+                // The queue is full: the writer is behind. Let it run.
+                Err(TransportError::QueueFull { .. }) => std::thread::yield_now(),
+                Err(error) => panic!("send failed: {error}"),
+            }
         }
-    }
+        sent
+    });
+    let sent = tokio::task::spawn_blocking(move || worker.join().expect("sender thread"))
+        .await
+        .expect("join");
     let target = start_count + sent;
     let deadline = Instant::now() + Duration::from_secs(30);
     while pair.counter.messages.load(Ordering::Relaxed) < target {

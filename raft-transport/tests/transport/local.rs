@@ -257,3 +257,69 @@ fn counters_per_pair() {
     assert_eq!(stats.total().messages_sent, 14);
     assert_eq!(nodes[1].stats().peer(1).messages_delivered, 10);
 }
+
+/// Snapshots work without a tokio runtime too (their own threads), and a
+/// cut aborts a transfer in progress.
+#[test]
+fn snapshots_without_a_runtime_and_cut_mid_transfer() {
+    use raft_transport::OutgoingSnapshot;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let net = LocalNetwork::new(2);
+    let (a, b) = (net.endpoint(1), net.endpoint(2));
+    let inbox = Recorder::new();
+    b.set_handler(inbox.clone());
+    let send = |chunks: Box<dyn raft_transport::SnapshotChunks>| {
+        let (sender, receiver) = mpsc::channel();
+        let snapshot = OutgoingSnapshot {
+            group_id: 3,
+            header: bytes::Bytes::from_static(b"h"),
+            chunks,
+        };
+        a.send_snapshot(
+            2,
+            snapshot,
+            Box::new(move |result| sender.send(result).unwrap()),
+        );
+        receiver
+            .recv_timeout(Duration::from_secs(20))
+            .expect("done called")
+    };
+    let source =
+        crate::support::MeteredSource::new(1 << 16, 16, Arc::clone(&inbox.snapshot_consumed));
+    send(Box::new(source)).expect("accepted");
+    assert_eq!(inbox.received.lock().snapshots[0].3, 16 << 16);
+
+    /// A source that cuts the network after its second chunk.
+    struct CuttingSource {
+        net: LocalNetwork,
+        next: u64,
+    }
+    impl raft_transport::SnapshotChunks for CuttingSource {
+        fn next_chunk(&mut self) -> std::io::Result<Option<bytes::Bytes>> {
+            if self.next == 2 {
+                self.net.isolate(2);
+            }
+            self.next += 1;
+            Ok(Some(bytes::Bytes::from(
+                (self.next - 1).to_be_bytes().to_vec(),
+            )))
+        }
+    }
+    let result = send(Box::new(CuttingSource {
+        net: net.clone(),
+        next: 0,
+    }));
+    assert!(
+        matches!(result, Err(TransportError::Unreachable { to: 2 })),
+        "{result:?}"
+    );
+    assert_eq!(
+        inbox.received.lock().snapshots.len(),
+        1,
+        "the cut snapshot was not accepted"
+    );
+    assert_eq!(a.stats().peer(2).snapshots_failed, 1);
+    assert_eq!(b.stats().peer(1).snapshots_received, 1);
+}
