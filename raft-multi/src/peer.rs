@@ -1,0 +1,434 @@
+//! One replica of one group, owned by a worker: its `RawNode`, its state machine and
+//! the callers waiting on it.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use raft::eraftpb::{ConfState, Message, MessageType};
+use raft::{RawNode, StateRole, Storage as _};
+use raft_fsm::StateMachine;
+use raft_storage::{GroupStorage, LogBatch, LogEngine};
+use raft_transport::NodeId;
+
+use crate::command::{answer, Reply};
+use crate::config::MultiConfig;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::outbox::Outbox;
+use crate::types::{GroupSpec, GroupStatus, MembershipChange};
+use crate::GroupId;
+
+mod bootstrap;
+mod ready;
+
+/// What a round lends a peer: where its writes and messages go.
+pub(crate) struct Ctx<'a> {
+    pub config: &'a MultiConfig,
+    pub batch: &'a mut LogBatch,
+    pub outbox: &'a mut Outbox,
+    pub metrics: &'a Metrics,
+}
+
+enum Waiting {
+    Proposal(Reply<Bytes>),
+    Change(Reply<ConfState>),
+}
+
+/// A caller waiting for the entry it proposed at (index, term).
+struct Waiter {
+    index: u64,
+    term: u64,
+    waiting: Waiting,
+}
+
+impl Waiter {
+    fn fail(self, error: Error) {
+        match self.waiting {
+            Waiting::Proposal(reply) => answer(reply, Err(error)),
+            Waiting::Change(reply) => answer(reply, Err(error)),
+        }
+    }
+}
+
+pub(crate) struct Peer {
+    pub id: GroupId,
+    pub node: RawNode<GroupStorage>,
+    /// `None` while a snapshot is being restored on another thread.
+    pub fsm: Option<Box<dyn StateMachine>>,
+    /// Proposals in log order (see `register`).
+    waiters: VecDeque<Waiter>,
+    /// Reads asked this round, not yet handed to raft.
+    reads_new: Vec<Reply<u64>>,
+    /// Reads handed to raft, by the context id of their batch.
+    reads_sent: VecDeque<(u64, Vec<Reply<u64>>)>,
+    /// Reads whose read index is known, waiting for apply to reach it.
+    reads_ready: VecDeque<(u64, Vec<Reply<u64>>)>,
+    read_seq: u64,
+    /// The configuration as of `conf_index`, and the index that produced it.
+    conf_state: ConfState,
+    conf_index: u64,
+    /// Applied index at the last compaction.
+    compacted_at: u64,
+    pub hibernated: bool,
+    idle_ticks: usize,
+    pub role: StateRole,
+}
+
+impl Peer {
+    /// Opens the replica: a new group is bootstrapped with its initial configuration,
+    /// an existing one resumes from the engine and the state machine's durable index.
+    pub(crate) fn open(
+        config: &MultiConfig,
+        spec: GroupSpec,
+        engine: &LogEngine,
+        logger: &slog::Logger,
+    ) -> Result<Peer> {
+        let group = spec.group_id;
+        let storage = engine.group(group);
+        let state = storage.initial_state()?;
+        let is_new = state.hard_state == Default::default()
+            && state.conf_state == ConfState::default()
+            && storage.last_index() == 0;
+        if is_new && !(spec.voters.is_empty() && spec.learners.is_empty()) {
+            bootstrap::bootstrap(engine, group, &spec.voters, &spec.learners)?;
+        }
+        let fsm = spec.state_machine;
+        let hard_state = storage.hard_state();
+        let first_index = storage.first_index();
+        let applied = fsm.applied_index();
+        if applied + 1 < first_index {
+            return Err(Error::StateMachineBehindLog {
+                group,
+                applied,
+                first_index,
+            });
+        }
+        // raft-rs needs applied <= commit; a state machine restored from a snapshot may
+        // be ahead of this replica's log: the entries it already holds are skipped.
+        let raft_applied = applied
+            .min(hard_state.commit)
+            .max(first_index.saturating_sub(1));
+        let raft_config = config.raft_config(raft_applied);
+        let logger = logger.new(slog::o!("group" => group, "node" => config.node_id));
+        let node = RawNode::new(&raft_config, storage.clone(), &logger)?;
+        let role = node.raft.state;
+        Ok(Peer {
+            id: group,
+            node,
+            fsm: Some(fsm),
+            waiters: VecDeque::new(),
+            reads_new: Vec::new(),
+            reads_sent: VecDeque::new(),
+            reads_ready: VecDeque::new(),
+            read_seq: 0,
+            conf_state: storage.conf_state(),
+            conf_index: 0,
+            compacted_at: applied,
+            hibernated: false,
+            idle_ticks: 0,
+            role,
+        })
+    }
+
+    fn leader_hint(&self) -> Option<NodeId> {
+        match self.node.raft.leader_id {
+            0 => None,
+            id => Some(id),
+        }
+    }
+
+    fn not_leader(&self) -> Error {
+        Error::NotLeader {
+            group: self.id,
+            leader: self.leader_hint(),
+        }
+    }
+
+    /// Any work wakes a sleeping group. (Heartbeats of an awake group do not reset the
+    /// idle count: `quiescent` decides from the log whether there is work.)
+    pub(crate) fn wake(&mut self, metrics: &Metrics) {
+        if self.hibernated {
+            self.idle_ticks = 0;
+            self.hibernated = false;
+            metrics.gauge(&metrics.hibernated, -1);
+            metrics.add(&metrics.wakeups, 1);
+        }
+    }
+
+    /// Records a waiter for the entry just appended at the end of the log. Entries of
+    /// an earlier term at that index or later were overwritten by this leader's log:
+    /// their proposals failed.
+    fn register(&mut self, last_before: u64, waiting: Waiting) -> bool {
+        let index = self.node.raft.raft_log.last_index();
+        if index == last_before {
+            match waiting {
+                Waiting::Proposal(reply) => {
+                    answer(reply, Err(Error::ProposalDropped { group: self.id }))
+                }
+                Waiting::Change(reply) => {
+                    answer(reply, Err(Error::ProposalDropped { group: self.id }))
+                }
+            }
+            return false;
+        }
+        let term = self.node.raft.term;
+        while self.waiters.back().is_some_and(|w| w.index >= index) {
+            if let Some(w) = self.waiters.pop_back() {
+                let (group, index, term) = (self.id, w.index, w.term);
+                w.fail(Error::Superseded { group, index, term });
+            }
+        }
+        self.waiters.push_back(Waiter {
+            index,
+            term,
+            waiting,
+        });
+        true
+    }
+
+    pub(crate) fn propose(&mut self, data: Vec<u8>, reply: Reply<Bytes>, metrics: &Metrics) {
+        self.wake(metrics);
+        if data.is_empty() {
+            return answer(reply, Err(Error::EmptyProposal { group: self.id }));
+        }
+        if self.node.raft.state != StateRole::Leader {
+            metrics.add(&metrics.proposals_rejected, 1);
+            return answer(reply, Err(self.not_leader()));
+        }
+        let last_before = self.node.raft.raft_log.last_index();
+        match self.node.propose(Vec::new(), data) {
+            Ok(()) => {
+                if self.register(last_before, Waiting::Proposal(reply)) {
+                    metrics.add(&metrics.proposals, 1);
+                } else {
+                    metrics.add(&metrics.proposals_rejected, 1);
+                }
+            }
+            Err(raft::Error::ProposalDropped) => {
+                metrics.add(&metrics.proposals_rejected, 1);
+                // Dropped by a leader: a transfer in progress or the uncommitted budget spent.
+                let error = if self.node.raft.lead_transferee.is_some() {
+                    Error::ProposalDropped { group: self.id }
+                } else {
+                    Error::Busy { group: self.id }
+                };
+                answer(reply, Err(error));
+            }
+            Err(e) => answer(reply, Err(Error::Raft(e))),
+        }
+    }
+
+    pub(crate) fn change_membership(
+        &mut self,
+        changes: Vec<MembershipChange>,
+        reply: Reply<ConfState>,
+        metrics: &Metrics,
+    ) {
+        self.wake(metrics);
+        if self.node.raft.state != StateRole::Leader {
+            return answer(reply, Err(self.not_leader()));
+        }
+        if self.node.raft.has_pending_conf() || !self.conf_state.voters_outgoing.is_empty() {
+            return answer(reply, Err(Error::ChangeInProgress { group: self.id }));
+        }
+        if changes.is_empty() {
+            return answer(reply, Ok(self.conf_state.clone()));
+        }
+        let cc = MembershipChange::to_conf_change(&changes);
+        // Validate against the current configuration first, so a bad change is refused
+        // at once instead of being committed and failing on every replica.
+        let mut changer_check = raft::Changer::new(self.node.raft.prs());
+        let checked = if cc.enter_joint().is_some() {
+            changer_check
+                .enter_joint(cc.enter_joint().unwrap_or(false), cc.get_changes())
+                .map(|_| ())
+        } else {
+            changer_check.simple(cc.get_changes()).map(|_| ())
+        };
+        if let Err(source) = checked {
+            return answer(
+                reply,
+                Err(Error::InvalidChange {
+                    group: self.id,
+                    source,
+                }),
+            );
+        }
+        let last_before = self.node.raft.raft_log.last_index();
+        match self.node.propose_conf_change(Vec::new(), cc) {
+            Ok(()) => {
+                self.register(last_before, Waiting::Change(reply));
+            }
+            Err(raft::Error::ProposalDropped) => {
+                answer(reply, Err(Error::ProposalDropped { group: self.id }))
+            }
+            Err(e) => answer(reply, Err(Error::Raft(e))),
+        }
+    }
+
+    pub(crate) fn read_index(&mut self, reply: Reply<u64>, metrics: &Metrics) {
+        self.wake(metrics);
+        if self.leader_hint().is_none() {
+            return answer(reply, Err(self.not_leader()));
+        }
+        self.reads_new.push(reply);
+    }
+
+    /// Hands this round's reads to raft as one ReadIndex request.
+    pub(crate) fn submit_reads(&mut self) {
+        if self.reads_new.is_empty() {
+            return;
+        }
+        self.read_seq += 1;
+        let ctx = self.read_seq.to_le_bytes().to_vec();
+        self.node.read_index(ctx);
+        let replies = std::mem::take(&mut self.reads_new);
+        self.reads_sent.push_back((self.read_seq, replies));
+    }
+
+    pub(crate) fn transfer_leader(&mut self, to: NodeId, reply: Reply<()>, metrics: &Metrics) {
+        self.wake(metrics);
+        if self.node.raft.state != StateRole::Leader {
+            return answer(reply, Err(self.not_leader()));
+        }
+        self.node.transfer_leader(to);
+        answer(reply, Ok(()));
+    }
+
+    pub(crate) fn campaign(&mut self, reply: Reply<()>, metrics: &Metrics) {
+        self.wake(metrics);
+        answer(reply, self.node.campaign().map_err(Error::Raft));
+    }
+
+    /// Steps a message from a peer. Heartbeats of the current term do not wake a
+    /// sleeping group: the last heartbeats and their answers are still in flight when a
+    /// group falls asleep, and an awake leader's heartbeat carries nothing a sleeping
+    /// follower must act on (node liveness covers the leader's loss).
+    pub(crate) fn step(&mut self, msg: Message, metrics: &Metrics) {
+        let keeps_sleeping = matches!(
+            msg.get_msg_type(),
+            MessageType::MsgHeartbeat | MessageType::MsgHeartbeatResponse
+        ) && msg.term == self.node.raft.term;
+        if !keeps_sleeping {
+            self.wake(metrics);
+        }
+        // Stale or misdirected messages are part of raft's normal life: ignore them.
+        if let Err(e) = self.node.step(msg) {
+            tracing::trace!(group = self.id, error = %e, "raft message ignored");
+        }
+    }
+
+    /// The group's leader put it to sleep: follow if this replica is caught up.
+    pub(crate) fn hibernate_notice(
+        &mut self,
+        from: NodeId,
+        term: u64,
+        last_index: u64,
+        metrics: &Metrics,
+    ) {
+        let raft = &self.node.raft;
+        if raft.state == StateRole::Follower
+            && raft.term == term
+            && raft.leader_id == from
+            && raft.raft_log.last_index() == last_index
+            && !self.hibernated
+        {
+            self.hibernated = true;
+            self.idle_ticks = 0;
+            metrics.gauge(&metrics.hibernated, 1);
+        }
+    }
+
+    /// Whether a leader may put the group to sleep: nothing in flight anywhere.
+    fn quiescent(&self) -> bool {
+        let raft = &self.node.raft;
+        let last = raft.raft_log.last_index();
+        raft.state == StateRole::Leader
+            && raft.raft_log.committed == last
+            && raft.raft_log.applied == last
+            && raft.lead_transferee.is_none()
+            && !raft.has_pending_conf()
+            && self.waiters.is_empty()
+            && self.reads_new.is_empty()
+            && self.reads_sent.is_empty()
+            && self.reads_ready.is_empty()
+            && raft.prs().iter().all(|(_, pr)| pr.matched == last)
+    }
+
+    /// One tick. A leader idle long enough puts the group to sleep on every replica.
+    pub(crate) fn tick(&mut self, ctx: &mut Ctx<'_>) {
+        if self.hibernated || self.fsm.is_none() {
+            return;
+        }
+        self.node.tick();
+        let after = ctx.config.hibernate_after_ticks;
+        if after == 0 || !self.quiescent() {
+            self.idle_ticks = 0;
+            return;
+        }
+        self.idle_ticks += 1;
+        if self.idle_ticks >= after {
+            let raft = &self.node.raft;
+            let (term, last) = (raft.term, raft.raft_log.last_index());
+            let me = raft.id;
+            for (&to, _) in raft.prs().iter() {
+                if to != me {
+                    ctx.outbox.push_hibernate(self.id, to, term, last);
+                }
+            }
+            self.hibernated = true;
+            ctx.metrics.gauge(&ctx.metrics.hibernated, 1);
+        }
+    }
+
+    /// The peer node `node` is gone: if it led this sleeping group, wake up to elect.
+    pub(crate) fn on_node_lost(&mut self, node: NodeId, metrics: &Metrics) -> bool {
+        if self.hibernated && self.node.raft.leader_id == node {
+            self.wake(metrics);
+            return true;
+        }
+        false
+    }
+
+    /// Fails every caller still waiting (the group is going away).
+    pub(crate) fn fail_all(&mut self, error: impl Fn() -> Error) {
+        for w in self.waiters.drain(..) {
+            w.fail(error());
+        }
+        for reply in self.reads_new.drain(..) {
+            answer(reply, Err(error()));
+        }
+        for (_, replies) in self.reads_sent.drain(..).chain(self.reads_ready.drain(..)) {
+            for reply in replies {
+                answer(reply, Err(error()));
+            }
+        }
+    }
+
+    pub(crate) fn status(&self) -> GroupStatus {
+        let raft = &self.node.raft;
+        GroupStatus {
+            group_id: self.id,
+            role: raft.state.into(),
+            leader: self.leader_hint(),
+            term: raft.term,
+            commit: raft.raft_log.committed,
+            applied: self
+                .fsm
+                .as_ref()
+                .map_or(raft.raft_log.applied, |f| f.applied_index()),
+            last_index: raft.raft_log.last_index(),
+            first_index: self.node.store().first_index(),
+            hibernated: self.hibernated,
+            voters: self.conf_state.voters.clone(),
+            learners: self.conf_state.learners.clone(),
+        }
+    }
+
+    pub(crate) fn is_snapshot_target(&self, snapshot_index: u64, term: u64) -> bool {
+        let raft = &self.node.raft;
+        raft.state != StateRole::Leader
+            && snapshot_index > raft.raft_log.committed
+            && term >= raft.term
+    }
+}

@@ -1,0 +1,307 @@
+//! The two halves of a round for one replica: taking its `Ready` and staging its
+//! writes, then (after the batch is durable) advancing, applying and compacting.
+
+use bytes::Bytes;
+use protobuf::Message as _;
+use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType};
+use raft::{Ready, StateRole};
+use raft_fsm::{EntryKind, LogEntry};
+
+use super::{Ctx, Peer, Waiter, Waiting};
+use crate::command::answer;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+
+impl Peer {
+    /// First half of a round: take the ready, send a leader's messages, stage the log
+    /// writes, apply what is committed.
+    pub(crate) fn prepare_ready(&mut self, ctx: &mut Ctx<'_>) -> Result<Ready> {
+        let mut rd = self.node.ready();
+        if let Some(ss) = rd.ss() {
+            self.on_role(ss.raft_state, ctx.metrics);
+        }
+        if !rd.messages().is_empty() {
+            ctx.outbox.push_raft(self.id, rd.take_messages());
+        }
+        if !rd.snapshot().is_empty() {
+            let meta = rd.snapshot().get_metadata();
+            ctx.batch.apply_snapshot(self.id, meta);
+            self.conf_state = meta.get_conf_state().clone();
+            self.conf_index = meta.index;
+        }
+        if !rd.entries().is_empty() {
+            ctx.batch.append(self.id, rd.entries());
+        }
+        if let Some(hs) = rd.hs() {
+            ctx.batch.set_hard_state(self.id, hs);
+        }
+        if !rd.read_states().is_empty() {
+            for state in rd.take_read_states() {
+                self.on_read_state(state.index, &state.request_ctx);
+            }
+        }
+        let committed = rd.take_committed_entries();
+        self.apply(committed, ctx)?;
+        Ok(rd)
+    }
+
+    /// Second half of a round, after the batch is durable. True when the raft log was
+    /// compacted (the caller then saves a new raft snapshot).
+    pub(crate) fn finish_ready(&mut self, mut rd: Ready, ctx: &mut Ctx<'_>) -> Result<bool> {
+        if !rd.persisted_messages().is_empty() {
+            ctx.outbox.push_raft(self.id, rd.take_persisted_messages());
+        }
+        let mut light = self.node.advance_append(rd);
+        if !light.messages().is_empty() {
+            ctx.outbox.push_raft(self.id, light.take_messages());
+        }
+        let committed = light.take_committed_entries();
+        self.apply(committed, ctx)?;
+        self.node.advance_apply();
+        self.answer_reads(ctx.metrics);
+        self.maybe_compact(ctx, false)
+    }
+
+    fn on_role(&mut self, role: StateRole, metrics: &Metrics) {
+        if role == self.role {
+            return;
+        }
+        if self.role == StateRole::Leader {
+            metrics.gauge(&metrics.leaders, -1);
+        }
+        if role == StateRole::Leader {
+            metrics.gauge(&metrics.leaders, 1);
+        }
+        self.role = role;
+        // Raft may drop ReadIndex requests across a change of leadership: tell the
+        // callers to retry rather than leave them hanging.
+        let error = || Error::NotLeader {
+            group: self.id,
+            leader: None,
+        };
+        for (_, replies) in self.reads_sent.drain(..) {
+            for reply in replies {
+                answer(reply, Err(error()));
+            }
+        }
+    }
+
+    fn on_read_state(&mut self, index: u64, ctx: &[u8]) {
+        let Ok(bytes) = <[u8; 8]>::try_from(ctx) else {
+            return;
+        };
+        let seq = u64::from_le_bytes(bytes);
+        // Read states come back in request order; older unanswered ones were dropped.
+        while let Some((s, replies)) = self.reads_sent.pop_front() {
+            if s == seq {
+                self.reads_ready.push_back((index, replies));
+                break;
+            }
+            for reply in replies {
+                answer(
+                    reply,
+                    Err(Error::NotLeader {
+                        group: self.id,
+                        leader: self.leader_hint(),
+                    }),
+                );
+            }
+        }
+    }
+
+    fn answer_reads(&mut self, metrics: &Metrics) {
+        let applied = self.fsm.as_ref().map_or(0, |f| f.applied_index());
+        while self
+            .reads_ready
+            .front()
+            .is_some_and(|(index, _)| *index <= applied)
+        {
+            if let Some((index, replies)) = self.reads_ready.pop_front() {
+                metrics.add(&metrics.reads, replies.len() as u64);
+                for reply in replies {
+                    answer(reply, Ok(index));
+                }
+            }
+        }
+    }
+
+    /// Applies committed entries in order and answers their proposers.
+    fn apply(&mut self, entries: Vec<Entry>, ctx: &mut Ctx<'_>) -> Result<()> {
+        for entry in entries {
+            let (index, term) = (entry.index, entry.term);
+            let kind = match entry.get_entry_type() {
+                EntryType::EntryNormal if entry.data.is_empty() => EntryKind::Empty,
+                EntryType::EntryNormal => EntryKind::Normal,
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2 => {
+                    self.apply_conf_change(&entry, ctx);
+                    EntryKind::ConfChange
+                }
+            };
+            let Some(fsm) = self.fsm.as_mut() else {
+                return Ok(());
+            };
+            let response = if index > fsm.applied_index() {
+                let log_entry = LogEntry {
+                    index,
+                    term,
+                    kind,
+                    data: &entry.data,
+                };
+                let response = fsm
+                    .apply(&log_entry)
+                    .map_err(|source| Error::StateMachine {
+                        group: self.id,
+                        source,
+                    })?;
+                ctx.metrics.add(&ctx.metrics.entries_applied, 1);
+                Some(response)
+            } else {
+                // Already in the state machine (restored from a snapshot past it).
+                None
+            };
+            self.resolve(index, term, response);
+        }
+        Ok(())
+    }
+
+    fn apply_conf_change(&mut self, entry: &Entry, ctx: &mut Ctx<'_>) {
+        let index = entry.index;
+        if index <= self.conf_index {
+            return; // already folded into the stored configuration
+        }
+        let cc = if entry.get_entry_type() == EntryType::EntryConfChange {
+            ConfChange::parse_from_bytes(&entry.data).map(raft_proto::ConfChangeI::into_v2)
+        } else {
+            ConfChangeV2::parse_from_bytes(&entry.data)
+        };
+        let outcome = match cc {
+            Ok(cc) => self
+                .node
+                .apply_conf_change(&cc)
+                .map_err(|source| Error::InvalidChange {
+                    group: self.id,
+                    source,
+                }),
+            Err(e) => Err(Error::InvalidChange {
+                group: self.id,
+                source: raft::Error::CodecError(e),
+            }),
+        };
+        match outcome {
+            Ok(cs) => {
+                ctx.batch.set_conf_state(self.id, &cs);
+                self.conf_state = cs;
+                self.conf_index = index;
+                if let Some(pos) = self
+                    .waiters
+                    .iter()
+                    .position(|w| w.index == index && w.term == entry.term)
+                {
+                    if let Some(Waiter {
+                        waiting: Waiting::Change(reply),
+                        ..
+                    }) = self.waiters.remove(pos)
+                    {
+                        answer(reply, Ok(self.conf_state.clone()));
+                    }
+                }
+            }
+            Err(error) => {
+                // Deterministic on every replica: the change is a no-op everywhere.
+                tracing::warn!(group = self.id, index, %error, "membership change not applied");
+                if let Some(pos) = self
+                    .waiters
+                    .iter()
+                    .position(|w| w.index == index && w.term == entry.term)
+                {
+                    if let Some(w) = self.waiters.remove(pos) {
+                        w.fail(error);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Answers the waiter of the entry at (index, term), if any.
+    fn resolve(&mut self, index: u64, term: u64, response: Option<Bytes>) {
+        while let Some(front) = self.waiters.front() {
+            if front.index > index {
+                break;
+            }
+            let Some(w) = self.waiters.pop_front() else {
+                break;
+            };
+            let group = self.id;
+            if w.index < index || response.is_none() && w.term == term {
+                w.fail(Error::Unknown { group });
+            } else if w.term != term {
+                let (index, term) = (w.index, w.term);
+                w.fail(Error::Superseded { group, index, term });
+            } else {
+                match w.waiting {
+                    Waiting::Proposal(reply) => {
+                        answer(reply, Ok(response.clone().unwrap_or_default()))
+                    }
+                    // Answered by apply_conf_change; reaching here means it was skipped.
+                    Waiting::Change(reply) => answer(reply, Ok(self.conf_state.clone())),
+                }
+            }
+        }
+    }
+
+    /// Flushes the state machine and compacts the raft log up to its durable index,
+    /// when enough was applied since the last time (or when `force`d by purge or by a
+    /// snapshot request). True when a compaction was staged.
+    pub(crate) fn maybe_compact(&mut self, ctx: &mut Ctx<'_>, force: bool) -> Result<bool> {
+        let Some(fsm) = self.fsm.as_mut() else {
+            return Ok(false);
+        };
+        let applied = fsm.applied_index();
+        let due = applied >= self.compacted_at + ctx.config.compact_after_entries;
+        if !(due || force) {
+            return Ok(false);
+        }
+        let durable = fsm.flush().map_err(|source| Error::StateMachine {
+            group: self.id,
+            source,
+        })?;
+        let raft = &self.node.raft;
+        let mut upto = durable.min(raft.raft_log.applied);
+        if raft.state == StateRole::Leader && !force {
+            // Keep what slow followers still need, unless they are far behind: then
+            // they get a snapshot instead.
+            let slowest = raft
+                .prs()
+                .iter()
+                .map(|(_, pr)| pr.matched)
+                .min()
+                .unwrap_or(upto);
+            if upto.saturating_sub(slowest) < 4 * ctx.config.compact_after_entries {
+                upto = upto.min(slowest);
+            }
+        }
+        self.compacted_at = applied;
+        let first = self.node.store().first_index();
+        if upto >= first {
+            ctx.batch.compact(self.id, upto + 1);
+            ctx.metrics.add(&ctx.metrics.compactions, 1);
+        }
+        // A forced pass always refreshes the raft snapshot (someone asked for one).
+        Ok(upto >= first || force)
+    }
+
+    /// The raft snapshot the leader serves after compaction: the state machine's
+    /// applied point with the configuration in force there. The data travels as a
+    /// separate chunked stream, so the raft snapshot itself carries none.
+    pub(crate) fn raft_snapshot(&self) -> Option<raft::eraftpb::Snapshot> {
+        let fsm = self.fsm.as_ref()?;
+        let index = fsm.applied_index().min(self.node.raft.raft_log.applied);
+        let term = self.node.raft.raft_log.term(index).ok()?;
+        let mut snapshot = raft::eraftpb::Snapshot::default();
+        let meta = snapshot.mut_metadata();
+        meta.index = index;
+        meta.term = term;
+        meta.set_conf_state(self.conf_state.clone());
+        Some(snapshot)
+    }
+}

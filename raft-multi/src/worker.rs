@@ -1,0 +1,359 @@
+//! A worker: one thread that owns a shard of the node's groups and drives them in
+//! rounds. One round takes everything in the mailbox, steps the groups, gathers the
+//! ready of each group that has one, sends leaders' messages, writes every group's
+//! entries and hard state in ONE batch with one sync, then advances and applies.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crossbeam_channel::Receiver;
+use raft_storage::{LogBatch, LogEngine};
+use raft_transport::{NodeId, PeerState, Transport};
+
+use crate::command::{answer, Command, Reply};
+use crate::config::MultiConfig;
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::outbox::Outbox;
+use crate::peer::{Ctx, Peer};
+use crate::router::Router;
+use crate::GroupId;
+
+mod handle;
+mod snapshots;
+
+use handle::reject;
+
+/// Commands taken into one round at most, so a flood cannot delay writes forever.
+const MAX_COMMANDS_PER_ROUND: usize = 4096;
+
+/// What every worker of a node shares.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    pub config: Arc<MultiConfig>,
+    pub engine: LogEngine,
+    pub transport: Arc<dyn Transport>,
+    pub router: Router,
+    pub metrics: Arc<Metrics>,
+    pub logger: slog::Logger,
+}
+
+pub(crate) struct Worker {
+    index: usize,
+    config: Arc<MultiConfig>,
+    engine: LogEngine,
+    transport: Arc<dyn Transport>,
+    router: Router,
+    metrics: Arc<Metrics>,
+    logger: slog::Logger,
+    mailbox: Receiver<Command>,
+    peers: BTreeMap<GroupId, Peer>,
+    /// Groups with work this round.
+    active: BTreeSet<GroupId>,
+    /// Groups that tick (not hibernated).
+    awake: BTreeSet<GroupId>,
+    outbox: Outbox,
+    batch: LogBatch,
+    /// Creators answered once the write that made their group durable has synced.
+    created: Vec<Reply<()>>,
+    ticks: u64,
+    stopped: Option<String>,
+}
+
+impl Worker {
+    pub(crate) fn new(index: usize, shared: Shared, mailbox: Receiver<Command>) -> Worker {
+        let Shared {
+            config,
+            engine,
+            transport,
+            router,
+            metrics,
+            logger,
+        } = shared;
+        Worker {
+            index,
+            config,
+            engine,
+            transport,
+            router,
+            metrics,
+            logger,
+            mailbox,
+            peers: BTreeMap::new(),
+            active: BTreeSet::new(),
+            awake: BTreeSet::new(),
+            outbox: Outbox::default(),
+            batch: LogBatch::new(),
+            created: Vec::new(),
+            ticks: 0,
+            stopped: None,
+        }
+    }
+
+    /// Runs rounds until shut down. Blocks on the mailbox only when nothing is pending.
+    pub(crate) fn run(mut self) {
+        loop {
+            let idle = self.active.is_empty() && self.outbox.is_empty() && self.batch.is_empty();
+            let first = if idle {
+                self.mailbox.recv().ok()
+            } else {
+                self.mailbox.try_recv().ok()
+            };
+            let mut shutdown = idle && first.is_none();
+            if let Some(command) = first {
+                shutdown |= self.handle(command);
+            }
+            for _ in 0..MAX_COMMANDS_PER_ROUND {
+                if shutdown {
+                    break;
+                }
+                match self.mailbox.try_recv() {
+                    Ok(command) => shutdown |= self.handle(command),
+                    Err(_) => break,
+                }
+            }
+            self.round();
+            if shutdown {
+                break;
+            }
+        }
+        self.close();
+    }
+
+    fn ctx(&mut self) -> (Ctx<'_>, &mut BTreeMap<GroupId, Peer>) {
+        (
+            Ctx {
+                config: &self.config,
+                batch: &mut self.batch,
+                outbox: &mut self.outbox,
+                metrics: &self.metrics,
+            },
+            &mut self.peers,
+        )
+    }
+
+    /// Marks `group` as having work; keeps the tick set in step with hibernation.
+    fn touch(&mut self, group: GroupId) {
+        if let Some(peer) = self.peers.get(&group) {
+            self.active.insert(group);
+            if peer.hibernated {
+                self.awake.remove(&group);
+            } else {
+                self.awake.insert(group);
+            }
+        }
+    }
+
+    /// Drops a peer's contribution to the gauges and sets.
+    fn forget(&mut self, peer: &Peer) {
+        let metrics = &self.metrics;
+        metrics.gauge(&metrics.groups, -1);
+        if peer.hibernated {
+            metrics.gauge(&metrics.hibernated, -1);
+        }
+        if peer.role == raft::StateRole::Leader {
+            metrics.gauge(&metrics.leaders, -1);
+        }
+        self.active.remove(&peer.id);
+        self.awake.remove(&peer.id);
+    }
+
+    /// A group whose state machine failed stops: its callers learn why, the rest of the
+    /// node carries on.
+    fn stop_group(&mut self, group: GroupId, error: Error) {
+        tracing::error!(group, %error, "group stopped");
+        if let Some(mut peer) = self.peers.remove(&group) {
+            let text = error.to_string();
+            peer.fail_all(|| Error::Unknown { group });
+            self.forget(&peer);
+            tracing::error!(group, reason = %text, "replica removed from the scheduler; its log is kept");
+        }
+    }
+
+    fn tick(&mut self) {
+        self.ticks += 1;
+        // Raft asked for snapshots the engine did not have: make them now.
+        for (group, _request_index) in self.engine.take_snapshot_requests() {
+            if self.peers.contains_key(&group) {
+                self.handle(Command::Compact { group });
+            } else {
+                self.router.send_to_owner(group, Command::Compact { group });
+            }
+        }
+        let awake: Vec<GroupId> = self.awake.iter().copied().collect();
+        {
+            let (mut ctx, peers) = self.ctx();
+            for group in &awake {
+                if let Some(peer) = peers.get_mut(group) {
+                    peer.tick(&mut ctx);
+                }
+            }
+        }
+        for group in awake {
+            self.touch(group);
+        }
+        let maintenance = self.config.maintenance_ticks as u64;
+        if maintenance > 0 && self.ticks % maintenance == 0 {
+            self.maintenance();
+        }
+    }
+
+    /// Periodic work: purging the log (worker 0), and compacting the groups that hold
+    /// the purge back.
+    fn maintenance(&mut self) {
+        if self.index != 0 {
+            return;
+        }
+        match self.engine.purge_expired() {
+            Ok(holding) => {
+                for group in holding {
+                    self.router.send_to_owner(group, Command::Compact { group });
+                }
+            }
+            Err(error) => tracing::warn!(%error, "purging the write-ahead log failed"),
+        }
+    }
+
+    fn peer_state(&mut self, node: NodeId, state: PeerState) {
+        if state != PeerState::Unreachable {
+            return;
+        }
+        let metrics = Arc::clone(&self.metrics);
+        let woken: Vec<GroupId> = self
+            .peers
+            .iter_mut()
+            .filter_map(|(&group, peer)| peer.on_node_lost(node, &metrics).then_some(group))
+            .collect();
+        if !woken.is_empty() {
+            tracing::info!(
+                node,
+                groups = woken.len(),
+                "peer lost: waking the groups it led"
+            );
+        }
+        for group in woken {
+            self.touch(group);
+        }
+    }
+
+    /// One round over the groups with work.
+    fn round(&mut self) {
+        if self.active.is_empty() && self.outbox.is_empty() && self.batch.is_empty() {
+            return;
+        }
+        self.metrics.add(&self.metrics.rounds, 1);
+        let active = std::mem::take(&mut self.active);
+        let mut readies = Vec::new();
+        let mut failed = Vec::new();
+        {
+            let (mut ctx, peers) = self.ctx();
+            for &group in &active {
+                let Some(peer) = peers.get_mut(&group) else {
+                    continue;
+                };
+                peer.submit_reads();
+                if !peer.node.has_ready() {
+                    continue;
+                }
+                match peer.prepare_ready(&mut ctx) {
+                    Ok(rd) => readies.push((group, rd)),
+                    Err(error) => failed.push((group, error)),
+                }
+            }
+        }
+        // Leaders' appends leave before their own sync (raft thesis 10.2.1), together
+        // with what the previous round produced after its sync: one frame per peer.
+        self.send_outbox();
+        if !self.batch.is_empty() {
+            let groups = self.batch.group_count() as u64;
+            match self.engine.write(&mut self.batch, self.config.sync) {
+                Ok(bytes) => {
+                    let m = &self.metrics;
+                    m.add(&m.writes, 1);
+                    m.add(&m.groups_written, groups);
+                    m.max_groups_per_write
+                        .fetch_max(groups, std::sync::atomic::Ordering::Relaxed);
+                    m.add(&m.bytes_written, bytes as u64);
+                    if self.config.sync {
+                        m.add(&m.syncs, 1);
+                    }
+                }
+                Err(error) => {
+                    // Nothing after this is durable: stop the worker rather than
+                    // acknowledge what a crash would lose.
+                    self.fail_worker(format!("write-ahead log failed: {error}"));
+                    return;
+                }
+            }
+        }
+        for reply in self.created.drain(..) {
+            answer(reply, Ok(()));
+        }
+        let mut compacted = Vec::new();
+        {
+            let (mut ctx, peers) = self.ctx();
+            for (group, rd) in readies {
+                let Some(peer) = peers.get_mut(&group) else {
+                    continue;
+                };
+                match peer.finish_ready(rd, &mut ctx) {
+                    Ok(true) => compacted.push(group),
+                    Ok(false) => {}
+                    Err(error) => failed.push((group, error)),
+                }
+            }
+        }
+        for group in compacted {
+            self.save_snapshot(group);
+        }
+        for (group, error) in failed {
+            self.stop_group(group, error);
+        }
+        // Only this round's groups can have new work from it (cost follows activity).
+        for group in active {
+            if self
+                .peers
+                .get(&group)
+                .is_some_and(|p| p.fsm.is_some() && p.node.has_ready())
+            {
+                self.active.insert(group);
+            }
+        }
+    }
+
+    fn send_outbox(&mut self) {
+        for (group, msg) in self.outbox.take_snapshots() {
+            self.send_snapshot(group, msg);
+        }
+        let unreachable = self.outbox.flush(&self.transport, &self.metrics);
+        for (group, to) in unreachable {
+            if let Some(peer) = self.peers.get_mut(&group) {
+                peer.node.report_unreachable(to);
+                self.active.insert(group);
+            }
+        }
+    }
+
+    fn fail_worker(&mut self, reason: String) {
+        tracing::error!(worker = self.index, %reason, "worker stopped");
+        for reply in self.created.drain(..) {
+            answer(reply, Err(Error::Stopped));
+        }
+        for peer in self.peers.values_mut() {
+            peer.fail_all(|| Error::Stopped);
+        }
+        self.stopped = Some(reason);
+    }
+
+    fn close(&mut self) {
+        for reply in self.created.drain(..) {
+            answer(reply, Err(Error::Stopped));
+        }
+        for peer in self.peers.values_mut() {
+            peer.fail_all(|| Error::Stopped);
+        }
+        while let Ok(command) = self.mailbox.try_recv() {
+            reject(command);
+        }
+    }
+}

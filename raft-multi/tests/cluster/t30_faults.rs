@@ -1,0 +1,142 @@
+use std::time::Duration;
+
+use raft_multi::{Error, MultiConfig};
+
+use crate::harness::{block, default_config, wait_until, Cluster, Engine};
+
+#[test]
+fn a_stale_minority_leader_never_acknowledges() {
+    let mut c = Cluster::new(3, Engine::Memory);
+    c.create_group(1, &[1, 2, 3]);
+    let old = c.wait_leader(1);
+    c.propose(1, b"committed-before");
+    let others: Vec<u64> = [1, 2, 3].into_iter().filter(|&n| n != old).collect();
+    tracing::info!("--- isolate leader {old} of group 1");
+    c.net.partition(&[old], &others);
+    // A proposal to the isolated leader: it may accept it into its log, but it can never
+    // commit it.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let stale = runtime.spawn({
+        let multi = c.multi(old).clone();
+        async move { multi.propose(1, b"stale".to_vec()).await }
+    });
+    // The majority elects a new leader and commits.
+    let new = wait_until("a new leader on the majority side", || {
+        others.iter().copied().find(|&n| {
+            block(c.multi(n).status(1)).is_ok_and(|s| s.role == raft_multi::Role::Leader)
+        })
+    })
+    .unwrap();
+    let fresh = wait_until("a commit on the majority", || {
+        let r = crate::harness::block_timeout(
+            c.multi(new).propose(1, b"fresh".to_vec()),
+            Duration::from_secs(5),
+        )?;
+        r.ok()
+    })
+    .unwrap();
+    assert!(!fresh.is_empty());
+    tracing::info!("--- heal");
+    c.net.heal();
+    let outcome =
+        runtime.block_on(async { tokio::time::timeout(Duration::from_secs(30), stale).await });
+    match outcome {
+        Ok(Ok(Ok(response))) => panic!("stale leader acknowledged a write: {response:?}"),
+        Ok(Ok(Err(e))) => assert!(
+            matches!(
+                e,
+                Error::NotLeader { .. }
+                    | Error::Superseded { .. }
+                    | Error::ProposalDropped { .. }
+                    | Error::Unknown { .. }
+            ),
+            "unexpected error {e:?}"
+        ),
+        Ok(Err(join)) => panic!("proposal task failed: {join}"),
+        Err(_) => panic!("the stale proposal was never answered"),
+    }
+    let log = c.wait_converged(1, 2);
+    assert!(
+        log.iter().all(|(_, d)| &d[..] != b"stale"),
+        "a stale write reached the log"
+    );
+    assert!(log.iter().any(|(_, d)| &d[..] == b"fresh"));
+}
+
+#[test]
+fn a_far_behind_follower_is_caught_up_by_snapshot() {
+    let config = |id| default_config(id).compact_after_entries(10);
+    let mut c = Cluster::with_config(3, Engine::Wal, config);
+    c.create_group(2, &[1, 2, 3]);
+    let leader = c.wait_leader(2);
+    let lagger = [1, 2, 3].into_iter().find(|&n| n != leader).unwrap();
+    let rest: Vec<u64> = [1, 2, 3].into_iter().filter(|&n| n != lagger).collect();
+    tracing::info!("--- cut follower {lagger} off");
+    c.net.partition(&[lagger], &rest);
+    for i in 0..120u32 {
+        c.propose(2, format!("s{i}").as_bytes());
+    }
+    // The leader compacted past what the lagger has.
+    let leader = c.wait_leader(2);
+    wait_until("the leader to compact", || {
+        let s = block(c.multi(leader).status(2)).ok()?;
+        (s.first_index > 50).then_some(())
+    })
+    .unwrap();
+    tracing::info!("--- heal: the follower needs a snapshot");
+    c.net.heal();
+    let log = c.wait_converged(2, 120);
+    assert_eq!(log.len(), 120);
+    assert!(
+        c.multi(lagger).metrics().snapshots_received >= 1,
+        "caught up without a snapshot"
+    );
+    // And it keeps replicating normally afterwards.
+    c.propose(2, b"after-snapshot");
+    c.wait_converged(2, 121);
+}
+
+#[test]
+fn hibernated_groups_wake_and_elect_when_their_leaders_node_is_lost() {
+    let config = |id| {
+        MultiConfig::new(id)
+            .workers(2)
+            .ticks(1, 10)
+            .hibernate_after_ticks(5)
+    };
+    let mut c = Cluster::with_config(3, Engine::Memory, config);
+    for g in 1..=30u64 {
+        c.create_group(g, &[1, 2, 3]);
+    }
+    for g in 1..=30u64 {
+        c.wait_leader(g);
+    }
+    wait_until("every replica to hibernate", || {
+        (1..=3)
+            .all(|n| c.multi(n).metrics().hibernated == 30)
+            .then_some(())
+    })
+    .unwrap();
+    // Pick the node leading the most groups and cut it off.
+    let mut led = std::collections::BTreeMap::<u64, Vec<u64>>::new();
+    for g in 1..=30u64 {
+        led.entry(c.leader(g).unwrap()).or_default().push(g);
+    }
+    let (&lost, groups) = led.iter().max_by_key(|(_, gs)| gs.len()).unwrap();
+    let groups = groups.clone();
+    tracing::info!(
+        "--- isolate node {lost}, leader of {} hibernated groups",
+        groups.len()
+    );
+    c.net.isolate(lost);
+    let survivors: Vec<u64> = [1, 2, 3].into_iter().filter(|&n| n != lost).collect();
+    for &g in &groups {
+        wait_until("a new leader among the survivors", || {
+            survivors.iter().copied().find(|&n| {
+                block(c.multi(n).status(g)).is_ok_and(|s| s.role == raft_multi::Role::Leader)
+            })
+        })
+        .unwrap();
+    }
+    assert!(survivors.iter().all(|&n| c.multi(n).metrics().wakeups > 0));
+}
