@@ -26,6 +26,7 @@
 //! ```
 
 mod config;
+mod connector;
 mod inner;
 mod peer;
 mod server;
@@ -36,6 +37,7 @@ mod transport;
 mod writer;
 
 pub use config::{GrpcConfig, TlsConfig};
+pub use connector::{Connector, Io};
 pub use transport::GrpcTransport;
 
 /// The wire format (generated from `proto/transport.proto`): exposed so

@@ -2,12 +2,14 @@
 //! its bounded queue, its link state, its liveness and its counters.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
+use super::connector::Connector;
 use crate::stats::{add, PeerCounters};
 use crate::{GroupMessage, NodeId, PeerState, TransportError};
 
@@ -37,6 +39,8 @@ const LIVENESS_UNREACHABLE: u8 = 2;
 pub(crate) struct Peer {
     pub(crate) id: NodeId,
     pub(crate) uri: String,
+    /// Opens the byte stream instead of TCP when set.
+    pub(crate) connector: Option<Arc<dyn Connector>>,
     queue: mpsc::Sender<Vec<GroupMessage>>,
     pub(crate) counters: PeerCounters,
     link: AtomicU8,
@@ -54,6 +58,7 @@ impl Peer {
     pub(crate) fn new(
         id: NodeId,
         uri: String,
+        connector: Option<Arc<dyn Connector>>,
         capacity: usize,
         now_ms: u64,
     ) -> (Self, mpsc::Receiver<Vec<GroupMessage>>) {
@@ -61,6 +66,7 @@ impl Peer {
         let peer = Self {
             id,
             uri,
+            connector,
             queue,
             counters: PeerCounters::default(),
             link: AtomicU8::new(Link::Connecting as u8),

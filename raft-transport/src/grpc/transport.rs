@@ -10,6 +10,7 @@ use tonic::transport::server::{Connected, TcpIncoming};
 use tonic::transport::Server;
 
 use super::config::GrpcConfig;
+use super::connector::Connector;
 use super::inner::{stream_window, Inner};
 use super::peer::{batch_size, Link, Peer, FRAME_OVERHEAD};
 use super::proto::raft_transport_server::RaftTransportServer;
@@ -68,9 +69,6 @@ impl GrpcTransport {
     /// # Errors
     /// [`TransportError::InvalidAddress`], or [`TransportError::Closed`] after shutdown.
     pub fn add_peer(&self, id: NodeId, address: impl Into<String>) -> Result<(), TransportError> {
-        if self.inner.is_closed() {
-            return Err(TransportError::Closed);
-        }
         let address = address.into();
         let uri = if address.contains("://") {
             address
@@ -79,14 +77,40 @@ impl GrpcTransport {
         } else {
             format!("http://{address}")
         };
+        self.start_peer(id, uri, None)
+    }
+
+    /// Adds (or replaces) peer `id`, reached through `connector` instead of
+    /// TCP (for instance `tokio::io::duplex` in tests), and starts its writer.
+    ///
+    /// # Errors
+    /// [`TransportError::Closed`] after shutdown.
+    pub fn add_peer_with_connector(
+        &self,
+        id: NodeId,
+        connector: Arc<dyn Connector>,
+    ) -> Result<(), TransportError> {
+        let scheme = if self.inner.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        self.start_peer(id, format!("{scheme}://node-{id}"), Some(connector))
+    }
+
+    fn start_peer(
+        &self,
+        id: NodeId,
+        uri: String,
+        connector: Option<Arc<dyn Connector>>,
+    ) -> Result<(), TransportError> {
+        if self.inner.is_closed() {
+            return Err(TransportError::Closed);
+        }
         // Checks the address before anything starts.
         self.inner.endpoint(id, &uri)?;
-        let (peer, queue) = Peer::new(
-            id,
-            uri,
-            self.inner.config.queue_capacity,
-            self.inner.now_ms(),
-        );
+        let capacity = self.inner.config.queue_capacity;
+        let (peer, queue) = Peer::new(id, uri, connector, capacity, self.inner.now_ms());
         let peer = Arc::new(peer);
         let writer = self.inner.runtime.spawn(super::writer::run(
             Arc::clone(&self.inner),

@@ -99,10 +99,11 @@ async fn open(
     peer: &Peer,
 ) -> Result<(mpsc::Sender<proto::Frame>, Streaming<proto::Ack>), TransportError> {
     let endpoint = inner.endpoint(peer.id, &peer.uri)?;
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|error| super::transport_error(peer.id, &error))?;
+    let connected = match &peer.connector {
+        Some(connector) => super::connector::connect(&endpoint, connector, peer.id).await,
+        None => endpoint.connect().await,
+    };
+    let channel = connected.map_err(|error| super::transport_error(peer.id, &error))?;
     *peer.channel.lock() = Some(channel.clone());
     let (frames, receiver) = mpsc::channel(STREAM_BUFFER);
     // Announce ourselves at once: the first frame is a heartbeat.

@@ -6,6 +6,8 @@ mod suite;
 mod support;
 
 #[cfg(feature = "grpc")]
+mod duplex;
+#[cfg(feature = "grpc")]
 mod grpc;
 #[cfg(feature = "grpc")]
 mod grpc_rejects;
