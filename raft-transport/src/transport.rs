@@ -38,6 +38,9 @@ pub trait Transport: Send + Sync + 'static {
     /// - [`TransportError::FrameTooLarge`]: the batch alone exceeds the
     ///   maximum frame size.
     /// - [`TransportError::Closed`]: the transport was shut down.
+    ///
+    /// # Panics
+    /// Never, whatever the input.
     fn send(&self, to: NodeId, batch: Vec<GroupMessage>) -> Result<(), TransportError>;
 
     /// Streams a snapshot to `to` chunk by chunk with flow control (memory
@@ -45,6 +48,10 @@ pub trait Transport: Send + Sync + 'static {
     /// once with the outcome: `Ok` when the receiver's handler accepted it,
     /// [`TransportError::Remote`] when it refused, another error when the
     /// transfer failed.
+    ///
+    /// # Correctness
+    /// `done` may run on another thread, and may run before this call
+    /// returns; it must not take a lock the caller holds while calling.
     fn send_snapshot(&self, to: NodeId, snapshot: OutgoingSnapshot, done: SnapshotDone);
 
     /// A copy of the counters.
