@@ -353,3 +353,39 @@ proptest! {
         prop_assert_eq!(&*restored.machine.reader().catalog(), &*a.machine.reader().catalog());
     }
 }
+
+#[test]
+fn concurrent_readers_see_whole_commands_only() {
+    let mut d = cluster();
+    let reader = d.machine.reader();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let checker = {
+        let done = std::sync::Arc::clone(&done);
+        std::thread::spawn(move || {
+            let mut views = 0u64;
+            // Bounded by the writer, which sets `done` after a fixed count.
+            while !done.load(std::sync::atomic::Ordering::Acquire) || views == 0 {
+                let catalog = reader.catalog();
+                // Every topic is created whole: all its partitions, or none.
+                for topic in catalog.topics.values() {
+                    assert_eq!(topic.partitions.len(), 4);
+                }
+                views += 1;
+            }
+            views
+        })
+    };
+    for i in 0..300u64 {
+        result(&mut d, topic(&format!("t{i}"), 1 + i * 4, 4, &[1, 2])).unwrap();
+        if i % 3 == 0 {
+            result(
+                &mut d,
+                MetadataCommand::delete_topic(format!("t{i}")).encode(),
+            )
+            .unwrap();
+        }
+    }
+    done.store(true, std::sync::atomic::Ordering::Release);
+    assert!(checker.join().unwrap() > 0);
+    assert_eq!(d.machine.reader().catalog().topics.len(), 200);
+}

@@ -207,3 +207,25 @@ fn a_restored_file_partition_reopens_at_the_snapshot() {
         "old generation removed: {names:?}"
     );
 }
+
+#[test]
+fn a_snapshot_being_read_survives_a_restore_of_its_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut leader = Driver::new(PartitionStateMachine::open(dir.path(), config()).unwrap());
+    run(&mut leader, seed(), 250);
+    leader.machine.flush().unwrap();
+    let expected = snapshot_bytes(&leader.machine);
+    let mut source = leader.machine.snapshot().unwrap();
+    let first = source.next_chunk().unwrap().unwrap();
+    // The machine is replaced by another state (its old files are removed).
+    let mut other = Driver::new(PartitionStateMachine::in_memory(config()));
+    run(&mut other, seed() + 9, 40);
+    transfer(&other.machine, &mut leader.machine);
+    assert_eq!(
+        snapshot_bytes(&leader.machine),
+        snapshot_bytes(&other.machine)
+    );
+    let mut chunks = vec![first];
+    chunks.extend(collect_chunks(source.as_mut()).unwrap());
+    assert_eq!(chunks.concat(), expected.1);
+}
