@@ -7,6 +7,7 @@ mod epochs;
 mod fetch;
 mod frame;
 mod machine;
+mod open;
 mod producer;
 mod reader;
 mod response;
