@@ -55,6 +55,7 @@ mod command;
 mod config;
 mod error;
 mod handler;
+mod leaders;
 mod logger;
 mod metrics;
 mod multi;

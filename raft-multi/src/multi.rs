@@ -14,6 +14,7 @@ use crate::command::Command;
 use crate::config::MultiConfig;
 use crate::error::{Error, Result};
 use crate::handler::Inbound;
+use crate::leaders::LeaderTable;
 use crate::metrics::{Metrics, MultiMetrics};
 use crate::router::Router;
 use crate::types::{GroupSpec, GroupStatus, MembershipChange};
@@ -34,6 +35,7 @@ struct Inner {
     node_id: NodeId,
     router: Router,
     metrics: Arc<Metrics>,
+    leaders: Arc<LeaderTable>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -50,6 +52,7 @@ impl MultiRaft {
         config.validate()?;
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::default());
+        let leaders = Arc::new(LeaderTable::default());
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..config.workers)
             .map(|_| crossbeam_channel::bounded(config.mailbox_capacity))
             .unzip();
@@ -62,6 +65,7 @@ impl MultiRaft {
             transport: Arc::clone(&transport),
             router: router.clone(),
             metrics: Arc::clone(&metrics),
+            leaders: Arc::clone(&leaders),
             logger,
         };
         for (index, mailbox) in receivers.into_iter().enumerate() {
@@ -86,6 +90,7 @@ impl MultiRaft {
                 node_id: config.node_id,
                 router,
                 metrics,
+                leaders,
                 threads: Mutex::new(threads),
             }),
         })
@@ -231,6 +236,23 @@ impl MultiRaft {
     /// interval; the scheduler reads no clock itself.
     pub fn tick(&self) {
         self.inner.router.broadcast(|| Command::Tick);
+    }
+
+    /// The leader of `group` as this node last saw it, without asking the worker
+    /// (it may be stale by the time the caller uses it: a leader answers `NotLeader`
+    /// when it no longer leads).
+    pub fn leader_of(&self, group: GroupId) -> Option<NodeId> {
+        self.inner.leaders.get(group)
+    }
+
+    /// True when this node's replica of `group` is, as last seen, the leader.
+    pub fn is_leader(&self, group: GroupId) -> bool {
+        self.leader_of(group) == Some(self.inner.node_id)
+    }
+
+    /// How many groups `node` leads, as this node sees them.
+    pub fn groups_led_by(&self, node: NodeId) -> usize {
+        self.inner.leaders.count_led_by(node)
     }
 
     /// Counters and gauges.

@@ -24,6 +24,7 @@ mod ready;
 /// What a round lends a peer: where its writes and messages go.
 pub(crate) struct Ctx<'a> {
     pub config: &'a MultiConfig,
+    pub leaders: &'a crate::leaders::LeaderTable,
     pub batch: &'a mut LogBatch,
     pub outbox: &'a mut Outbox,
     pub metrics: &'a Metrics,

@@ -40,6 +40,46 @@ impl MemoryDisk {
 pub struct MemoryStateMachine {
     live: Arc<Mutex<MemoryState>>,
     disk: MemoryDisk,
+    gate: Gate,
+}
+
+/// Holds a machine's `apply` while closed, so a test can stall the worker that owns
+/// it and pile work up in the mailbox. Opens by itself after 30 seconds.
+#[derive(Debug, Clone, Default)]
+pub struct Gate(Arc<(Mutex<GateState>, parking_lot::Condvar)>);
+
+#[derive(Debug, Default)]
+struct GateState {
+    closed: bool,
+    waiting: bool,
+}
+
+impl Gate {
+    /// Makes the next `apply` wait.
+    pub fn close(&self) {
+        self.0 .0.lock().closed = true;
+    }
+
+    /// Lets waiting and later `apply` calls through.
+    pub fn open(&self) {
+        self.0 .0.lock().closed = false;
+        self.0 .1.notify_all();
+    }
+
+    /// True while an `apply` waits at the closed gate.
+    pub fn has_waiter(&self) -> bool {
+        self.0 .0.lock().waiting
+    }
+
+    fn pass(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut state = self.0 .0.lock();
+        while state.closed && std::time::Instant::now() < deadline {
+            state.waiting = true;
+            self.0 .1.wait_until(&mut state, deadline);
+        }
+        state.waiting = false;
+    }
 }
 
 impl MemoryStateMachine {
@@ -48,12 +88,18 @@ impl MemoryStateMachine {
         MemoryStateMachine {
             live: Arc::new(Mutex::new(disk.state())),
             disk: disk.clone(),
+            gate: Gate::default(),
         }
     }
 
     /// A machine on a fresh disk.
     pub fn new() -> Self {
         Self::open(&MemoryDisk::default())
+    }
+
+    /// The gate in front of this machine's `apply`.
+    pub fn gate(&self) -> Gate {
+        self.gate.clone()
     }
 
     /// A handle on the live (applied) state, readable while the scheduler owns the machine.
@@ -91,6 +137,7 @@ impl MemoryView {
 
 impl StateMachine for MemoryStateMachine {
     fn apply(&mut self, entry: &LogEntry<'_>) -> Result<Bytes, FsmError> {
+        self.gate.pass();
         let mut live = self.live.lock();
         if entry.index != live.applied + 1 {
             return Err(FsmError::IndexGap {

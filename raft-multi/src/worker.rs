@@ -13,6 +13,7 @@ use raft_transport::{NodeId, PeerState, Transport};
 use crate::command::{answer, Command, Reply};
 use crate::config::MultiConfig;
 use crate::error::Error;
+use crate::leaders::LeaderTable;
 use crate::metrics::Metrics;
 use crate::outbox::Outbox;
 use crate::peer::{Ctx, Peer};
@@ -35,6 +36,7 @@ pub(crate) struct Shared {
     pub transport: Arc<dyn Transport>,
     pub router: Router,
     pub metrics: Arc<Metrics>,
+    pub leaders: Arc<LeaderTable>,
     pub logger: slog::Logger,
 }
 
@@ -45,6 +47,7 @@ pub(crate) struct Worker {
     transport: Arc<dyn Transport>,
     router: Router,
     metrics: Arc<Metrics>,
+    leaders: Arc<LeaderTable>,
     logger: slog::Logger,
     mailbox: Receiver<Command>,
     peers: BTreeMap<GroupId, Peer>,
@@ -68,6 +71,7 @@ impl Worker {
             transport,
             router,
             metrics,
+            leaders,
             logger,
         } = shared;
         Worker {
@@ -77,6 +81,7 @@ impl Worker {
             transport,
             router,
             metrics,
+            leaders,
             logger,
             mailbox,
             peers: BTreeMap::new(),
@@ -124,6 +129,7 @@ impl Worker {
         (
             Ctx {
                 config: &self.config,
+                leaders: &self.leaders,
                 batch: &mut self.batch,
                 outbox: &mut self.outbox,
                 metrics: &self.metrics,
@@ -156,6 +162,7 @@ impl Worker {
         }
         self.active.remove(&peer.id);
         self.awake.remove(&peer.id);
+        self.leaders.remove(peer.id);
     }
 
     /// A group whose state machine failed stops: its callers learn why, the rest of the

@@ -18,6 +18,7 @@ impl Peer {
     pub(crate) fn prepare_ready(&mut self, ctx: &mut Ctx<'_>) -> Result<Ready> {
         let mut rd = self.node.ready();
         if let Some(ss) = rd.ss() {
+            ctx.leaders.set(self.id, ss.leader_id);
             self.on_role(ss.raft_state, ctx.metrics);
         }
         if !rd.messages().is_empty() {

@@ -25,6 +25,15 @@ fn three_nodes_elect_replicate_and_apply_in_the_same_order() {
         commands.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
         indexes
     );
+    // Every node's leader table agrees, without asking the workers.
+    crate::harness::wait_until("leader tables to agree", || {
+        (1..=3)
+            .all(|n| c.multi(n).leader_of(1) == Some(leader))
+            .then_some(())
+    })
+    .unwrap();
+    assert!(c.multi(leader).is_leader(1));
+    assert_eq!(c.multi(leader).groups_led_by(leader), 1);
     // A follower refuses with a hint to the leader.
     let follower = [1, 2, 3].into_iter().find(|&n| n != leader).unwrap();
     match block(c.multi(follower).propose(1, b"x".to_vec())) {
