@@ -9,10 +9,6 @@ use std::path::{Path, PathBuf};
 use common::{random_command, replay, rng, snapshot_bytes, Driver};
 use raft_fsm::{PartitionConfig, PartitionStateMachine, StateMachine};
 
-fn config() -> PartitionConfig {
-    PartitionConfig::default().with_segment_bytes(4096)
-}
-
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<_> = fs::read_dir(dir)
         .unwrap()
@@ -24,7 +20,7 @@ fn segment_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 proptest::proptest! {
-    #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..Default::default() })]
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 48, ..Default::default() })]
 
     /// Random commands, flushes at random points, a crash (with torn bytes
     /// at the end of the newest file) at a random point, a restart, and a
@@ -36,7 +32,12 @@ proptest::proptest! {
         count in 1usize..400,
         flush_every in 1usize..120,
         torn in 0usize..100,
+        large_segments in proptest::prelude::any::<bool>(),
     ) {
+        // Small segments: many closed segments with index files. Large ones:
+        // an active segment with many index entries in its journal.
+        let segment_bytes = if large_segments { 64 * 1024 } else { 4096 };
+        let config = || PartitionConfig::default().with_segment_bytes(segment_bytes);
         let dir = tempfile::tempdir().unwrap();
         let mut d = Driver::new(PartitionStateMachine::open(dir.path(), config()).unwrap());
         let mut rng = rng(seed);

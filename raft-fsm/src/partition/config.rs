@@ -16,9 +16,10 @@ pub struct PartitionConfig {
     pub max_batch_bytes: u64,
     /// Size of the chunks a snapshot is streamed in.
     pub snapshot_chunk_bytes: usize,
-    /// Read and verify every frame of every segment on open, even closed
-    /// segments with a valid index file (whose frames are otherwise verified
-    /// when fetched). The active segment is always verified.
+    /// Read and verify every frame of every segment on open, even what a
+    /// valid index file or index journal vouches for (such frames are
+    /// otherwise verified when fetched). The tail after the last journaled
+    /// index entry is always verified.
     pub verify_on_open: bool,
 }
 

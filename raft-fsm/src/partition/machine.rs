@@ -208,10 +208,12 @@ impl PartitionStateMachine {
         {
             segment.sync()?;
         }
-        // Closed segments get their index file once (faster open).
+        // Closed segments get their index file once, the active one's index
+        // goes to its journal (faster open).
         for segment in segments.iter().filter(|s| !Arc::ptr_eq(s, &self.active)) {
             segment.persist_index()?;
         }
+        self.active.journal_index()?;
         // Segment files created since the last flush must exist durably
         // before a checkpoint names them.
         state::sync_dir(dir)?;

@@ -40,6 +40,7 @@ impl PartitionStateMachine {
             // by an interrupted restore), and temporary files.
             let segment_name = name
                 .strip_suffix(".index")
+                .or_else(|| name.strip_suffix(".journal"))
                 .map(|stem| format!("{stem}.log"));
             let stale = match segment_name {
                 Some(log) => !listed.contains(&log.as_str()),

@@ -17,7 +17,8 @@ use parking_lot::RwLock;
 use super::frame::{self, FrameHeader};
 use crate::error::FsmError;
 
-mod open;
+pub(crate) mod journal;
+pub(crate) mod open;
 mod read;
 
 /// A sparse index entry every this many bytes of a file segment.
@@ -55,6 +56,10 @@ struct Inner {
     /// Sparse `(base offset, position)` of some batches (file segments).
     index: Vec<(u64, u64)>,
     since_index: u64,
+    /// Greatest timestamp of the batches before each index entry.
+    index_max_before: Vec<i64>,
+    /// Index entries already written to the index journal.
+    journaled: usize,
     /// Whether an index file matching this (closed) segment exists.
     index_file: bool,
 }
@@ -92,6 +97,8 @@ impl Segment {
             max_timestamp: i64::MIN,
             index: Vec::new(),
             since_index: 0,
+            index_max_before: Vec::new(),
+            journaled: 0,
             index_file: false,
         };
         Segment {
@@ -115,6 +122,9 @@ impl Segment {
             .truncate(true)
             .open(&path)
             .map_err(|e| FsmError::io(&path, e))?;
+        // Index files of an earlier file of the same name describe nothing now.
+        remove_if_exists(&open::index_path(&path))?;
+        remove_if_exists(&journal::journal_path(&path))?;
         let store = Store::File {
             file: Arc::new(file),
             file_len: 0,
@@ -126,6 +136,7 @@ impl Segment {
     fn note_batch(inner: &mut Inner, header: &FrameHeader, position: u64) {
         if inner.index.is_empty() || inner.since_index >= INDEX_INTERVAL {
             inner.index.push((header.base_offset, position));
+            inner.index_max_before.push(inner.max_timestamp);
             inner.since_index = 0;
         }
         inner.since_index += header.frame_len() as u64;
@@ -224,14 +235,19 @@ impl Segment {
     /// Removes the segment's file (readers holding it keep reading).
     pub(crate) fn delete_file(&self) -> Result<(), FsmError> {
         if let Some(path) = &self.path {
-            for path in [path.clone(), open::index_path(path)] {
-                match std::fs::remove_file(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(FsmError::io(path, e)),
-                }
-            }
+            remove_if_exists(path)?;
+            remove_if_exists(&open::index_path(path))?;
+            remove_if_exists(&journal::journal_path(path))?;
         }
         Ok(())
+    }
+}
+
+/// Removes a file; a missing file is fine.
+pub(crate) fn remove_if_exists(path: &Path) -> Result<(), FsmError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(FsmError::io(path, e)),
     }
 }

@@ -5,7 +5,8 @@
 //! index, length, next offset and greatest timestamp, framed with a CRC.
 //! Opening a closed segment with a valid index file skips reading the
 //! segment; without one (or with `verify`), every frame is read and its
-//! checksum verified. Frames are verified on every fetch in any case.
+//! checksum verified, except what the index journal of the segment (see
+//! [`super::journal`]) vouches for. Frames are verified on every fetch.
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
@@ -13,7 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{pread, Inner, Segment, Store, READ_WINDOW};
+use super::{journal, pread, remove_if_exists, Inner, Segment, Store, READ_WINDOW};
 use crate::error::{CorruptionKind, FsmError};
 use crate::partition::frame::{self, FRAME_HEADER};
 use crate::partition::state;
@@ -114,18 +115,29 @@ impl Segment {
                 inner.index = index.offsets.into_iter().zip(index.positions).collect();
                 inner.index_file = true;
             }
-            None => Self::scan(&mut inner, &file, &path, durable_len)?,
+            None => {
+                // No index file: resume from the index journal, if any, and
+                // verify the tail after its last entry (or everything).
+                let entries = if verify {
+                    Vec::new()
+                } else {
+                    journal::read_entries(&path, base_offset, durable_len)
+                };
+                let from = Self::resume_from_journal(&mut inner, &path, &entries)?;
+                Self::scan(&mut inner, &file, &path, from, durable_len)?;
+            }
         }
         drop(inner);
         Ok(segment)
     }
 
-    /// Reads every frame of the first `len` bytes: checksums, contiguous
+    /// Reads every frame from `from` up to `len`: checksums, contiguous
     /// offsets, and the sparse index rebuilt on the way.
     fn scan(
         inner: &mut Inner,
         file: &std::fs::File,
         path: &Path,
+        from: u64,
         len: u64,
     ) -> Result<(), FsmError> {
         let corrupt = |position: u64, kind: CorruptionKind| FsmError::Corruption {
@@ -134,8 +146,8 @@ impl Segment {
             kind,
         };
         let mut window = Bytes::new();
-        let mut window_pos = 0u64;
-        let mut position = 0u64;
+        let mut window_pos = from;
+        let mut position = from;
         // Bounded: every iteration advances `position` by a whole frame.
         while position < len {
             let remaining = len - position;
@@ -197,6 +209,8 @@ impl Segment {
         let encoded = state::frame_body(INDEX_MAGIC, &prost::Message::encode_to_vec(&index));
         state::write_atomic(dir, &name.to_string_lossy(), &encoded)?;
         inner.index_file = true;
+        // The index file supersedes the journal.
+        remove_if_exists(&journal::journal_path(path))?;
         Ok(())
     }
 }
