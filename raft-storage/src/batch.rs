@@ -16,8 +16,9 @@ pub(crate) enum Op {
     ConfState(GroupId, ConfState),
     /// Installs a snapshot's metadata as the new base of the group's log.
     ApplySnapshot(GroupId, SnapshotMetadata),
-    /// Drops entries below the index.
-    Compact(GroupId, u64),
+    /// Drops entries below the index. The engine clamps the index and fills in the term of
+    /// the entry before it when the batch is validated, so the record stands alone.
+    Compact(GroupId, u64, u64),
     /// Removes every trace of the group.
     Remove(GroupId),
     /// A saved snapshot file now serves the group (engine internal).
@@ -33,7 +34,7 @@ impl Op {
             | Op::HardState(group, _)
             | Op::ConfState(group, _)
             | Op::ApplySnapshot(group, _)
-            | Op::Compact(group, _)
+            | Op::Compact(group, _, _)
             | Op::Remove(group)
             | Op::SnapshotRef(group, _, _)
             | Op::Checkpoint(group, _) => *group,
@@ -111,7 +112,7 @@ impl LogBatch {
     /// nothing; one past `last_index + 1` is clamped to `last_index + 1`. The term of the entry
     /// just before the new first index stays known (`term(first_index - 1)` answers).
     pub fn compact(&mut self, group: GroupId, compact_index: u64) {
-        self.push(Op::Compact(group, compact_index), 8);
+        self.push(Op::Compact(group, compact_index, 0), 16);
     }
 
     /// Removes every trace of the group (its replica was destroyed), its snapshot files too.
@@ -143,6 +144,10 @@ impl LogBatch {
 
     pub(crate) fn push_internal(&mut self, op: Op) {
         self.push(op, 64);
+    }
+
+    pub(crate) fn ops_mut(&mut self) -> &mut [Op] {
+        &mut self.ops
     }
 
     pub(crate) fn ops(&self) -> &[Op] {

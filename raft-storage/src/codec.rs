@@ -59,12 +59,15 @@ pub(crate) fn encode_batch(
     let frame_start = buf.len();
     buf.extend_from_slice(&[0u8; FRAME_HEADER]);
     for op in ops {
+        if matches!(op, Op::Append(_, entries) if entries.is_empty()) {
+            continue;
+        }
         let record_start = buf.len();
         let (kind, group) = match op {
             Op::Append(group, _) => (REC_ENTRIES, *group),
             Op::HardState(group, _) => (REC_HARD_STATE, *group),
             Op::ConfState(group, _) => (REC_CONF_STATE, *group),
-            Op::Compact(group, _) => (REC_COMPACT, *group),
+            Op::Compact(group, _, _) => (REC_COMPACT, *group),
             Op::ApplySnapshot(group, _) => (REC_APPLY_SNAPSHOT, *group),
             Op::Remove(group) => (REC_REMOVE_GROUP, *group),
             Op::SnapshotRef(group, _, _) => (REC_SNAPSHOT_REF, *group),
@@ -88,7 +91,10 @@ pub(crate) fn encode_batch(
             }
             Op::HardState(_, hs) => hs.write_to_vec(buf)?,
             Op::ConfState(_, cs) => cs.write_to_vec(buf)?,
-            Op::Compact(_, index) => put_u64(buf, *index),
+            Op::Compact(_, index, prev_term) => {
+                put_u64(buf, *index);
+                put_u64(buf, *prev_term);
+            }
             Op::ApplySnapshot(_, meta) => meta.write_to_vec(buf)?,
             Op::Remove(_) => {}
             Op::SnapshotRef(_, index, term) => {
@@ -176,7 +182,7 @@ pub(crate) enum Record<'a> {
     },
     HardState(GroupId, HardState),
     ConfState(GroupId, ConfState),
-    Compact(GroupId, u64),
+    Compact(GroupId, u64, u64),
     ApplySnapshot(GroupId, SnapshotMetadata),
     Remove(GroupId),
     SnapshotRef(GroupId, u64, u64),
@@ -261,7 +267,7 @@ fn decode_record<'a>(reader: &mut Reader<'a>) -> std::result::Result<Record<'a>,
         }
         REC_HARD_STATE => Record::HardState(group, r.message(len)?),
         REC_CONF_STATE => Record::ConfState(group, r.message(len)?),
-        REC_COMPACT => Record::Compact(group, r.u64()?),
+        REC_COMPACT => Record::Compact(group, r.u64()?, r.u64()?),
         REC_APPLY_SNAPSHOT => Record::ApplySnapshot(group, r.message(len)?),
         REC_REMOVE_GROUP => Record::Remove(group),
         REC_SNAPSHOT_REF => Record::SnapshotRef(group, r.u64()?, r.u64()?),

@@ -10,6 +10,8 @@ pub const DEFAULT_SEGMENT_SIZE: u64 = 128 << 20;
 pub const DEFAULT_CACHE_CAPACITY: usize = 256 << 20;
 /// Default purge lag: 8 segments.
 pub const DEFAULT_PURGE_LAG_SEGMENTS: u64 = 8;
+/// Default size up to which a lagging group's live entries are rewritten forward: 256 KiB.
+pub const DEFAULT_REWRITE_THRESHOLD: u64 = 256 << 10;
 
 /// Configuration of a [`LogEngine`](crate::LogEngine).
 ///
@@ -25,6 +27,7 @@ pub struct EngineConfig {
     segment_size: u64,
     cache_capacity: usize,
     purge_lag_segments: u64,
+    rewrite_threshold: u64,
 }
 
 impl EngineConfig {
@@ -35,6 +38,7 @@ impl EngineConfig {
             segment_size: DEFAULT_SEGMENT_SIZE,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             purge_lag_segments: DEFAULT_PURGE_LAG_SEGMENTS,
+            rewrite_threshold: DEFAULT_REWRITE_THRESHOLD,
         }
     }
 
@@ -57,6 +61,20 @@ impl EngineConfig {
     pub fn purge_lag_segments(mut self, segments: u64) -> EngineConfig {
         self.purge_lag_segments = segments;
         self
+    }
+
+    /// A lagging group (see [`purge_lag_segments`](EngineConfig::purge_lag_segments)) whose
+    /// live entries total at most this many bytes has them rewritten forward by purge instead
+    /// of being reported (an idle group keeping its last applied entry must not pin a segment
+    /// forever). 0 disables rewriting entries.
+    pub fn rewrite_threshold(mut self, bytes: u64) -> EngineConfig {
+        self.rewrite_threshold = bytes;
+        self
+    }
+
+    /// The rewrite threshold in bytes.
+    pub fn get_rewrite_threshold(&self) -> u64 {
+        self.rewrite_threshold
     }
 
     /// The engine directory.

@@ -77,6 +77,16 @@ pub enum Error {
         /// The group's first index.
         first_index: u64,
     },
+    /// Entries the engine expected to hold are not there (compacted or truncated meanwhile).
+    #[error("group {group}: entries [{low}, {high}) are not available")]
+    EntriesUnavailable {
+        /// The group.
+        group: GroupId,
+        /// First index asked for.
+        low: u64,
+        /// One past the last index asked for.
+        high: u64,
+    },
     /// A protobuf message could not be encoded.
     #[error("cannot encode a protobuf message: {0}")]
     Encode(#[from] protobuf::ProtobufError),

@@ -56,6 +56,10 @@ pub(crate) struct GroupState {
     /// The saved snapshot file serving this group (index, term).
     pub snapshot: Option<(u64, u64)>,
     pub pins: Pins,
+    /// Only during recovery from a purged prefix: the log's known part starts at
+    /// `first_index`, but the compaction point (the true first index, with the term before it)
+    /// is this, and entries between the two are not known yet; a later record settles them.
+    pub soft: Option<(u64, u64)>,
 }
 
 impl Default for GroupState {
@@ -71,6 +75,7 @@ impl Default for GroupState {
             cache_bytes: 0,
             snapshot: None,
             pins: Pins::default(),
+            soft: None,
         }
     }
 }
@@ -80,6 +85,14 @@ fn entry_bytes(entry: &Entry) -> usize {
 }
 
 impl GroupState {
+    /// A group met first during recovery: its beginning may have been purged.
+    pub fn recovering() -> GroupState {
+        GroupState {
+            soft: Some((1, 0)),
+            ..GroupState::default()
+        }
+    }
+
     pub fn last_index(&self) -> u64 {
         self.first_index + self.index.len() as u64 - 1
     }
@@ -138,35 +151,31 @@ impl GroupState {
         self.pins.oldest()
     }
 
-    /// Where an append at `first` lands: `Ok(None)` if entirely below `first_index`, `Ok(Some(skip))`
-    /// with the number of leading entries to skip, or `Err(last_index)` for a gap.
-    pub fn append_position(&self, first: u64, count: usize) -> Result<Option<usize>, u64> {
-        let skip = self.first_index.saturating_sub(first);
-        if skip >= count as u64 {
-            return Ok(None);
-        }
-        if first + skip > self.last_index() + 1 {
-            return Err(self.last_index());
-        }
-        Ok(Some(skip as usize))
-    }
-
-    /// Appends (replacing from `first` on). `terms_locations` describes every entry;
-    /// `entries`, if given, are the decoded entries to cache. During recovery a gap (left by a
-    /// purged prefix) restarts the log at `first`.
+    /// Appends (replacing from `first` on). `spans` describes every entry; `entries`, if
+    /// given, are the decoded entries to cache. Entries below the compaction point are
+    /// ignored. During recovery from a purged prefix an append may land before the known part
+    /// of the log or after a gap; it then restarts the known part.
     pub fn append(&mut self, first: u64, spans: &[IndexEntry], entries: Option<&[Entry]>) {
-        let skip = match self.append_position(first, spans.len()) {
-            Ok(Some(skip)) => skip,
-            Ok(None) => return,
-            Err(_) => {
-                self.index.clear();
-                self.drop_cache();
-                self.first_index = first;
+        let (hard_first, hard_term) = self.soft.unwrap_or((self.first_index, self.prev_term));
+        let skip = hard_first.saturating_sub(first);
+        if skip >= spans.len() as u64 {
+            return;
+        }
+        let start = first + skip;
+        if start < self.first_index || start > self.last_index() + 1 {
+            // Only in recovery (validation rules both out at run time).
+            self.index.clear();
+            self.drop_cache();
+            self.first_index = start;
+            if start == hard_first {
+                self.prev_term = hard_term;
+                self.soft = None;
+            } else {
                 self.prev_term = 0;
-                0
+                self.soft = Some((hard_first, hard_term));
             }
-        };
-        let start = first + skip as u64;
+        }
+        let skip = skip as usize;
         self.truncate_from(start);
         self.index.extend(spans[skip..].iter().copied());
         if let Some(entries) = entries {
@@ -204,30 +213,68 @@ impl GroupState {
         self.cache_bytes = 0;
     }
 
-    /// MemStorage::compact semantics, clamped to `last_index + 1`.
-    pub fn compact(&mut self, compact_index: u64, segment: u32) {
-        let target = compact_index.min(self.last_index() + 1);
-        if target <= self.first_index {
+    /// MemStorage::compact semantics for an index already clamped to `last_index + 1`, with
+    /// `prev_term` the term at `compact_index - 1`.
+    pub fn compact(&mut self, compact_index: u64, prev_term: u64, segment: u32) {
+        let hard_first = self.soft.map_or(self.first_index, |(first, _)| first);
+        if compact_index <= hard_first {
             return;
         }
-        self.prev_term = self.index[(target - 1 - self.first_index) as usize].term;
-        self.index.drain(..(target - self.first_index) as usize);
-        self.evict_cache(target - 1);
-        self.first_index = target;
-        self.pins.base = segment;
+        self.rebase(compact_index, prev_term);
+        // The record sets the first index and the term before it, but the snapshot base
+        // (index, term) still comes from an older record: keep that one pinned.
+        if self.pins.base == 0 {
+            self.pins.base = segment;
+        }
+    }
+
+    /// Makes `(first, prev_term)` the compaction point, dropping entries below it.
+    fn rebase(&mut self, first: u64, prev_term: u64) {
+        if self.soft.is_some() && first < self.first_index && !self.index.is_empty() {
+            // Recovery: entries between `first` and the known part are still unknown.
+            self.soft = Some((first, prev_term));
+            return;
+        }
+        if self.index.is_empty() || first > self.last_index() + 1 {
+            self.index.clear();
+            self.drop_cache();
+        } else if first > self.first_index {
+            self.index.drain(..(first - self.first_index) as usize);
+            self.evict_cache(first - 1);
+        }
+        self.first_index = first;
+        self.prev_term = prev_term;
+        self.soft = None;
+        self.shrink();
+    }
+
+    /// Gives back memory a compaction freed, so idle groups stay small.
+    fn shrink(&mut self) {
+        if self.index.capacity() > 16 && self.index.len() < self.index.capacity() / 4 {
+            self.index.shrink_to_fit();
+        }
+        if self.cache.capacity() > 16 && self.cache.len() < self.cache.capacity() / 4 {
+            self.cache.shrink_to_fit();
+        }
     }
 
     /// MemStorage::apply_snapshot semantics.
     pub fn apply_snapshot(&mut self, meta: &SnapshotMetadata, segment: u32) {
+        self.soft = None;
         self.base = (meta.index, meta.term);
         self.first_index = meta.index + 1;
         self.prev_term = meta.term;
         self.index.clear();
         self.drop_cache();
+        self.shrink();
         self.hard_state.term = self.hard_state.term.max(meta.term);
         self.hard_state.commit = meta.index;
         self.conf_state = meta.get_conf_state().clone();
         self.pins.base = segment;
+        // The hard state keeps its vote from an older record: keep that one pinned too.
+        if self.pins.hard_state == 0 {
+            self.pins.hard_state = segment;
+        }
         self.pins.conf_state = segment;
     }
 
@@ -260,19 +307,7 @@ impl GroupState {
     }
 
     pub fn apply_checkpoint(&mut self, cp: &Checkpoint, segment: u32) {
-        // During recovery from a purged prefix the log may already start past the checkpoint's
-        // first index (entries compacted later): keep those entries, a later record agrees.
-        if self.index.is_empty() {
-            self.first_index = cp.first_index;
-        } else if self.first_index < cp.first_index {
-            let target = cp.first_index.min(self.last_index() + 1);
-            self.index.drain(..(target - self.first_index) as usize);
-            self.evict_cache(target - 1);
-            self.first_index = target;
-        }
-        if self.first_index == cp.first_index {
-            self.prev_term = cp.prev_term;
-        }
+        self.rebase(cp.first_index, cp.prev_term);
         self.base = (cp.base_index, cp.base_term);
         self.hard_state = cp.hard_state.clone();
         self.conf_state = cp.conf_state.clone();

@@ -205,6 +205,26 @@ impl raft::Storage for GroupStorage {
 }
 
 impl GroupStorage {
+    /// Entries `[low, high)` without a size limit, with the crate's error type.
+    #[cfg(feature = "wal")]
+    pub(crate) fn read_range(&self, low: u64, high: u64) -> crate::Result<Vec<Entry>> {
+        use raft::Storage;
+        let unavailable = Error::EntriesUnavailable {
+            group: self.id,
+            low,
+            high,
+        };
+        self.entries(low, high, None, GetEntriesContext::empty(false))
+            .map_err(|error| match error {
+                raft::Error::Io(io) => Error::Io(io),
+                raft::Error::Store(StorageError::Other(other)) => match other.downcast::<Error>() {
+                    Ok(original) => *original,
+                    Err(_) => unavailable,
+                },
+                _ => unavailable,
+            })
+    }
+
     #[cfg(feature = "wal")]
     fn read_from_disk(&self, locations: &[IndexEntry], out: &mut Vec<Entry>) -> raft::Result<()> {
         let Some(wal) = &self.inner.wal else {

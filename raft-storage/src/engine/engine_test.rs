@@ -1,1 +1,201 @@
+//! Engine tests that need the internal fault hook or internals.
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
+use raft::Storage;
+
+use crate::{EngineConfig, Error, LogBatch, LogEngine};
+
+fn entries(range: std::ops::Range<u64>, term: u64) -> Vec<Entry> {
+    range
+        .map(|index| Entry {
+            index,
+            term,
+            data: vec![7u8; 64].into(),
+            ..Default::default()
+        })
+        .collect()
+}
+
+#[test]
+fn a_failed_sync_poisons_every_later_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = LogEngine::open(EngineConfig::new(dir.path())).unwrap();
+    let mut batch = LogBatch::new();
+    batch.append(1, &entries(1..4, 1));
+    engine.write(&mut batch, true).unwrap();
+    engine.inner.fail_next_sync.store(true, Ordering::Release);
+    batch.append(1, &entries(4..6, 1));
+    assert!(matches!(engine.write(&mut batch, true), Err(Error::Io(_))));
+    assert!(engine.is_poisoned());
+    // Everything after is refused, with or without sync, and nothing is applied.
+    batch.clear();
+    batch.append(1, &entries(6..7, 1));
+    assert!(matches!(
+        engine.write(&mut batch, false),
+        Err(Error::Poisoned)
+    ));
+    assert!(!batch.is_empty(), "a refused batch is kept");
+    assert!(matches!(
+        engine.write(&mut LogBatch::new(), true),
+        Err(Error::Poisoned)
+    ));
+    assert!(matches!(
+        engine.save_snapshot(1, &Snapshot::default()),
+        Err(Error::Poisoned)
+    ));
+    assert!(matches!(engine.purge_expired(), Err(Error::Poisoned)));
+    assert_eq!(engine.group(1).last_index(), 5, "reads still work");
+    assert_eq!(engine.stats().rejected_writes, 2);
+    // A restart gets a healthy engine holding at least the synced prefix.
+    drop(engine);
+    let engine = LogEngine::open(EngineConfig::new(dir.path())).unwrap();
+    assert!(engine.group(1).last_index() >= 3);
+    engine.write(&mut batch, true).unwrap();
+}
+
+#[test]
+fn a_failed_sync_also_fails_the_writers_waiting_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = LogEngine::open(EngineConfig::new(dir.path())).unwrap();
+    engine.inner.fail_next_sync.store(true, Ordering::Release);
+    let mut batch = LogBatch::new();
+    batch.set_hard_state(
+        1,
+        &HardState {
+            term: 1,
+            ..Default::default()
+        },
+    );
+    assert!(engine.write(&mut batch, true).is_err());
+    assert!(matches!(
+        engine.write(&mut batch, true),
+        Err(Error::Poisoned)
+    ));
+}
+
+#[test]
+fn concurrent_writers_share_syncs_and_all_become_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = LogEngine::open(EngineConfig::new(dir.path())).unwrap();
+    let writers = 16u64;
+    let rounds = 20u64;
+    let threads: Vec<_> = (0..writers)
+        .map(|group| {
+            let engine = engine.clone();
+            std::thread::spawn(move || {
+                let mut batch = LogBatch::new();
+                for index in 1..=rounds {
+                    batch.append(group, &entries(index..index + 1, 1));
+                    batch.set_hard_state(
+                        group,
+                        &HardState {
+                            term: 1,
+                            vote: 1,
+                            commit: index,
+                            ..Default::default()
+                        },
+                    );
+                    engine.write(&mut batch, true).unwrap();
+                    // Durable means readable now, too.
+                    assert_eq!(engine.group(group).last_index(), index);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let stats = engine.stats();
+    assert_eq!(stats.batches_written, writers * rounds);
+    assert!(stats.syncs <= stats.batches_written);
+    assert_eq!(
+        stats.batches_synced,
+        writers * rounds,
+        "every batch was covered by a sync"
+    );
+    drop(engine);
+    let engine = LogEngine::open(EngineConfig::new(dir.path())).unwrap();
+    for group in 0..writers {
+        assert_eq!(engine.group(group).last_index(), rounds);
+        assert_eq!(engine.group(group).hard_state().commit, rounds);
+    }
+}
+
+#[test]
+fn the_cache_stays_within_budget_and_old_entries_come_from_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = LogEngine::open(EngineConfig::new(dir.path()).cache_capacity(16 << 10)).unwrap();
+    let mut batch = LogBatch::new();
+    for group in 1..=4 {
+        for index in 1..=100 {
+            batch.append(group, &entries(index..index + 1, 2));
+            engine.write(&mut batch, false).unwrap();
+        }
+    }
+    assert!(
+        engine.stats().cache_bytes <= 16 << 10,
+        "{}",
+        engine.stats().cache_bytes
+    );
+    for group in 1..=4 {
+        let read = engine
+            .group(group)
+            .entries(1, 101, None, raft::GetEntriesContext::empty(false))
+            .unwrap();
+        assert_eq!(read, entries(1..101, 2));
+    }
+    // 16 KiB hold about 170 of the 400 entries.
+    assert!(
+        engine.stats().entries_read_from_disk >= 200,
+        "{}",
+        engine.stats().entries_read_from_disk
+    );
+}
+
+#[test]
+fn an_idle_compacted_group_costs_under_one_kib() {
+    let engine = LogEngine::in_memory();
+    let mut batch = LogBatch::new();
+    for group in 1..=100 {
+        batch.append(group, &entries(1..50, 3));
+        batch.set_hard_state(
+            group,
+            &HardState {
+                term: 3,
+                vote: 1,
+                commit: 49,
+                ..Default::default()
+            },
+        );
+        batch.set_conf_state(
+            group,
+            &ConfState {
+                voters: vec![1, 2, 3],
+                ..Default::default()
+            },
+        );
+        batch.compact(group, 50);
+    }
+    engine.write(&mut batch, true).unwrap();
+    let size = engine.group_memory_size(7);
+    println!("idle compacted group: {size} bytes of index overhead");
+    assert!(size < 1024, "{size} bytes");
+    assert_eq!(engine.group(7).term(49), Ok(3));
+}
+
+#[test]
+fn handles_are_cheap_and_see_later_writes() {
+    let engine = LogEngine::in_memory();
+    let storage = engine.group(5);
+    assert_eq!(storage.group_id(), 5);
+    let clone = storage.clone();
+    let mut batch = LogBatch::new();
+    batch.append(5, &entries(1..3, 1));
+    engine.write(&mut batch, false).unwrap();
+    assert_eq!(clone.last_index(), 2);
+    let engine2 = engine.clone();
+    assert!(Arc::ptr_eq(&engine.inner, &engine2.inner));
+}

@@ -73,7 +73,15 @@ pub(crate) struct Inner {
     #[cfg(any(test, feature = "failpoints"))]
     pub fail_next_sync: AtomicBool,
     #[cfg_attr(not(feature = "wal"), allow(dead_code))]
-    pub purge_lag: u64,
+    pub purge: PurgePolicy,
+}
+
+/// When purge reports or rewrites a lagging group.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(not(feature = "wal"), allow(dead_code))]
+pub(crate) struct PurgePolicy {
+    pub lag_segments: u64,
+    pub rewrite_threshold: u64,
 }
 
 /// The log engine of a node: one write-ahead log shared by every raft group.
@@ -91,7 +99,7 @@ impl LogEngine {
     fn with_parts(
         groups: HashMap<GroupId, GroupState>,
         capacity: usize,
-        purge_lag: u64,
+        purge: PurgePolicy,
         #[cfg(feature = "wal")] wal: Option<crate::wal::Wal>,
     ) -> LogEngine {
         let groups = groups
@@ -116,7 +124,7 @@ impl LogEngine {
                 wal,
                 #[cfg(any(test, feature = "failpoints"))]
                 fail_next_sync: AtomicBool::new(false),
-                purge_lag,
+                purge,
             }),
         }
     }
@@ -127,7 +135,10 @@ impl LogEngine {
         LogEngine::with_parts(
             HashMap::new(),
             usize::MAX,
-            crate::config::DEFAULT_PURGE_LAG_SEGMENTS,
+            PurgePolicy {
+                lag_segments: crate::config::DEFAULT_PURGE_LAG_SEGMENTS,
+                rewrite_threshold: 0,
+            },
             #[cfg(feature = "wal")]
             None,
         )
@@ -160,7 +171,10 @@ impl LogEngine {
         let engine = LogEngine::with_parts(
             groups,
             config.get_cache_capacity(),
-            config.get_purge_lag_segments(),
+            PurgePolicy {
+                lag_segments: config.get_purge_lag_segments(),
+                rewrite_threshold: config.get_rewrite_threshold(),
+            },
             Some(wal),
         );
         engine.inner.write.lock().active = Some(active);

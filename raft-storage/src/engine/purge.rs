@@ -11,14 +11,19 @@ use crate::GroupId;
 impl LogEngine {
     /// Deletes every segment no group needs any more, and returns the groups that hold purge
     /// back: their oldest live entry sits more than the configured lag behind the active
-    /// segment, so the caller should compact them (or snapshot and compact).
+    /// segment and their live entries are too large to rewrite, so the caller should compact
+    /// them (or snapshot and compact).
     ///
-    /// Hard state, conf state, compaction and snapshot records that alone pin an old segment
-    /// are rewritten forward first (one synced checkpoint record per such group), so an idle
-    /// group never pins a segment forever. The in-memory engine has nothing to purge.
+    /// So that an idle group never pins a segment forever, purge first rewrites forward (in
+    /// one synced batch) the hard state, conf state, compaction and snapshot records that
+    /// alone pin an old segment (as one checkpoint record per group), and the live entries of
+    /// lagging groups holding at most
+    /// [`rewrite_threshold`](crate::EngineConfig::rewrite_threshold) bytes. The in-memory
+    /// engine has nothing to purge.
     ///
     /// # Errors
-    /// [`Error::Poisoned`](crate::Error::Poisoned), [`Error::Io`](crate::Error::Io).
+    /// [`Error::Poisoned`](crate::Error::Poisoned), [`Error::Io`](crate::Error::Io), or an
+    /// error reading entries to rewrite.
     pub fn purge_expired(&self) -> Result<Vec<GroupId>> {
         self.check_poisoned()?;
         #[cfg(feature = "wal")]
@@ -30,30 +35,39 @@ impl LogEngine {
 
     #[cfg(feature = "wal")]
     fn purge_wal(&self, wal: &crate::wal::Wal) -> Result<Vec<GroupId>> {
-        let lag = self.lag_segments();
-        // Rewrite forward, under the write lock so the checkpoints are current.
+        let policy = self.inner.purge;
+        // Rewrite forward under the write lock, so what is rewritten is current.
         let (active, lagging, position) = {
             let mut state = self.inner.write.lock();
             let active = state.active.as_ref().map_or(0, |a| a.id);
-            let groups = self.inner.groups.read();
             let mut oldest_entry = active;
             let mut lagging = Vec::new();
-            for (&id, cell) in groups.iter() {
-                if let Some(pin) = cell.read().entry_pin() {
-                    oldest_entry = oldest_entry.min(pin);
-                    if u64::from(pin) + lag < u64::from(active) {
-                        lagging.push(id);
+            let mut rewrite = Vec::new();
+            for (&id, cell) in self.inner.groups.read().iter() {
+                let g = cell.read();
+                let Some(pin) = g.entry_pin() else { continue };
+                if u64::from(pin) + policy.lag_segments < u64::from(active) {
+                    let live: u64 = g.index.iter().map(|e| u64::from(e.location.len)).sum();
+                    if live <= policy.rewrite_threshold {
+                        rewrite.push((id, g.first_index, g.last_index()));
+                        continue;
                     }
+                    lagging.push(id);
                 }
+                oldest_entry = oldest_entry.min(pin);
             }
             let mut batch = LogBatch::new();
-            for (&id, cell) in groups.iter() {
+            for &(id, first, last) in &rewrite {
+                let storage = self.group(id);
+                let entries = storage.read_range(first, last + 1)?;
+                batch.append(id, &entries);
+            }
+            for (&id, cell) in self.inner.groups.read().iter() {
                 let g = cell.read();
                 if g.meta_pin().is_some_and(|pin| pin < oldest_entry) && !g.is_empty() {
                     batch.push_internal(Op::Checkpoint(id, Box::new(g.checkpoint())));
                 }
             }
-            drop(groups);
             if !batch.is_empty() {
                 add(
                     &self.inner.stats.rewritten_groups,
@@ -64,8 +78,9 @@ impl LogEngine {
             lagging.sort_unstable();
             (active, lagging, state.written)
         };
-        // The checkpoints must be durable before the records they replace disappear.
+        // The rewritten records must be durable before the ones they replace disappear.
         self.wait_durable(position)?;
+        self.evict_cache();
         let bound = {
             let groups = self.inner.groups.read();
             groups
@@ -80,10 +95,5 @@ impl LogEngine {
             tracing::debug!(purged, bound, "purged log segments");
         }
         Ok(lagging)
-    }
-
-    #[cfg(feature = "wal")]
-    fn lag_segments(&self) -> u64 {
-        self.inner.purge_lag
     }
 }

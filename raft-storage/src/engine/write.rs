@@ -38,7 +38,7 @@ impl LogEngine {
             if batch.is_empty() {
                 (0, state.written)
             } else {
-                if let Err(error) = self.validate(&mut state, batch.ops()) {
+                if let Err(error) = self.validate(&mut state, batch.ops_mut()) {
                     add(&self.inner.stats.rejected_writes, 1);
                     return Err(error);
                 }
@@ -94,10 +94,26 @@ impl LogEngine {
     }
 
     /// Checks that the batch, applied in order, leaves every log contiguous.
-    fn validate(&self, state: &mut WriteState, ops: &[Op]) -> Result<()> {
+    fn validate(&self, state: &mut WriteState, ops: &mut [Op]) -> Result<()> {
         state.shadow.clear();
         let groups = self.inner.groups.read();
-        for op in ops {
+        for at in 0..ops.len() {
+            if let Op::Compact(group, index, _) = ops[at] {
+                let (first, last) = *state.shadow.entry(group).or_insert_with(|| {
+                    groups.get(&group).map_or((1, 0), |cell| {
+                        let g = cell.read();
+                        (g.first_index, g.last_index())
+                    })
+                });
+                // Clamp, and record the term before the new first index so the record
+                // stands alone once older segments are purged.
+                let target = index.min(last + 1).max(first);
+                let prev_term = term_before(&ops[..at], group, target, &groups);
+                ops[at] = Op::Compact(group, target, prev_term);
+                state.shadow.insert(group, (target, last));
+                continue;
+            }
+            let op = &mut ops[at];
             let group = op.group();
             let bounds = state.shadow.entry(group).or_insert_with(|| {
                 groups.get(&group).map_or((1, 0), |cell| {
@@ -119,25 +135,25 @@ impl LogEngine {
                     let (Some(head), Some(tail)) = (entries.first(), entries.last()) else {
                         continue;
                     };
-                    let skip = first.saturating_sub(head.index);
+                    let (head, tail) = (head.index, tail.index);
+                    // Entries below the compaction point are dropped here, so the record
+                    // never holds them: replay must not depend on the compaction point.
+                    let skip = first.saturating_sub(head);
                     if skip >= entries.len() as u64 {
+                        entries.clear();
                         continue;
                     }
-                    if head.index + skip > last + 1 {
+                    if head + skip > last + 1 {
                         return Err(Error::LogGap {
                             group,
-                            index: head.index,
+                            index: head,
                             last_index: last,
                         });
                     }
-                    *bounds = (first, tail.index);
+                    entries.drain(..skip as usize);
+                    *bounds = (first, tail);
                 }
-                Op::Compact(_, index) => {
-                    let target = (*index).min(last + 1);
-                    if target > first {
-                        *bounds = (target, last);
-                    }
-                }
+                Op::Compact(..) => {}
                 Op::ApplySnapshot(_, meta) => {
                     if first > meta.index {
                         return Err(Error::SnapshotOutOfDate {
@@ -222,7 +238,7 @@ impl LogEngine {
                 }
                 Op::HardState(_, hs) => g.set_hard_state(hs, segment),
                 Op::ConfState(_, cs) => g.set_conf_state(cs, segment),
-                Op::Compact(_, index) => g.compact(*index, segment),
+                Op::Compact(_, index, prev_term) => g.compact(*index, *prev_term, segment),
                 Op::ApplySnapshot(_, meta) => g.apply_snapshot(meta, segment),
                 Op::SnapshotRef(_, index, term) => g.set_snapshot(*index, *term, segment),
                 Op::Checkpoint(_, cp) => g.apply_checkpoint(cp, segment),
@@ -238,7 +254,7 @@ impl LogEngine {
     }
 
     /// Drops the oldest cached entries while the cache is over budget.
-    fn evict_cache(&self) {
+    pub(crate) fn evict_cache(&self) {
         let mut cache = self.inner.cache.lock();
         let mut rounds = 0usize;
         while cache.used > cache.capacity && rounds < 1 << 20 {
@@ -356,4 +372,30 @@ impl LogEngine {
         add(&self.inner.stats.batches_synced, batches);
         Ok(target)
     }
+}
+
+/// The term at `target - 1` for `group` once `earlier` ops of the batch apply.
+fn term_before(
+    earlier: &[Op],
+    group: GroupId,
+    target: u64,
+    groups: &std::collections::HashMap<GroupId, GroupCell>,
+) -> u64 {
+    let wanted = target - 1;
+    for op in earlier.iter().rev().filter(|op| op.group() == group) {
+        match op {
+            Op::Append(_, entries) => {
+                if let Some(entry) = entries.iter().find(|e| e.index == wanted) {
+                    return entry.term;
+                }
+            }
+            Op::Compact(_, index, prev_term) if *index == target => return *prev_term,
+            Op::ApplySnapshot(_, meta) => return if meta.index == wanted { meta.term } else { 0 },
+            Op::Remove(_) => return 0,
+            _ => {}
+        }
+    }
+    groups
+        .get(&group)
+        .map_or(0, |cell| cell.read().term(wanted).unwrap_or(0))
 }

@@ -69,6 +69,8 @@ pub enum Step {
     },
     /// Write with sync, then restart the engine.
     Reopen,
+    /// Write with sync, then purge (which must not change what any group holds).
+    Purge,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -84,6 +86,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => group.prop_map(|group| Step::Remove { group }),
         4 => any::<bool>().prop_map(|sync| Step::Write { sync }),
         1 => Just(Step::Reopen),
+        1 => Just(Step::Purge),
     ]
 }
 
@@ -211,6 +214,16 @@ pub(super) fn run_steps<B: StoreBuilder>(builder: &mut B, steps: &[Step]) -> Res
                     .map_err(|e| format!("step {n}: write failed: {e}"))?;
                 compare(&engine, &mut model)
                     .map_err(|e| format!("after step {n} ({step:?}): {e}"))?;
+            }
+            Step::Purge => {
+                engine
+                    .write(&mut batch, true)
+                    .map_err(|e| format!("step {n}: write failed: {e}"))?;
+                engine
+                    .purge_expired()
+                    .map_err(|e| format!("step {n}: purge failed: {e}"))?;
+                compare(&engine, &mut model)
+                    .map_err(|e| format!("after purge at step {n}: {e}"))?;
             }
             Step::Reopen => {
                 engine

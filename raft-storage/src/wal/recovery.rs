@@ -92,6 +92,9 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered> {
         }
         recovered.segments.push(id);
     }
+    for group in recovered.groups.values_mut() {
+        group.soft = None;
+    }
     Ok(recovered)
 }
 
@@ -130,34 +133,35 @@ fn apply_frame(
                 }
                 groups
                     .entry(group)
-                    .or_default()
+                    .or_insert_with(GroupState::recovering)
                     .append(first_index, &spans, None);
             }
             Record::HardState(group, hs) => groups
                 .entry(group)
-                .or_default()
+                .or_insert_with(GroupState::recovering)
                 .set_hard_state(&hs, segment),
             Record::ConfState(group, cs) => groups
                 .entry(group)
-                .or_default()
+                .or_insert_with(GroupState::recovering)
                 .set_conf_state(&cs, segment),
-            Record::Compact(group, index) => {
-                groups.entry(group).or_default().compact(index, segment)
-            }
+            Record::Compact(group, index, prev_term) => groups
+                .entry(group)
+                .or_insert_with(GroupState::recovering)
+                .compact(index, prev_term, segment),
             Record::ApplySnapshot(group, meta) => groups
                 .entry(group)
-                .or_default()
+                .or_insert_with(GroupState::recovering)
                 .apply_snapshot(&meta, segment),
             Record::Remove(group) => {
                 groups.remove(&group);
             }
             Record::SnapshotRef(group, index, term) => groups
                 .entry(group)
-                .or_default()
+                .or_insert_with(GroupState::recovering)
                 .set_snapshot(index, term, segment),
             Record::Checkpoint(group, cp) => groups
                 .entry(group)
-                .or_default()
+                .or_insert_with(GroupState::recovering)
                 .apply_checkpoint(&cp, segment),
         }
     }
