@@ -2,16 +2,13 @@
 
 use std::sync::Arc;
 
-use tokio::sync::oneshot;
-
 use super::network::Shared;
 use super::node::NodeSlot;
+use super::snapshot::Transfer;
 use super::state::Enqueue;
-use crate::message::{ChunkEvent, ChunkSender};
-use crate::stats::{add, PeerCounters};
 use crate::{
-    GroupMessage, IncomingSnapshot, MessageHandler, NodeId, OutgoingSnapshot, SnapshotChunks,
-    SnapshotDone, Transport, TransportError, TransportStats,
+    GroupMessage, IncomingSnapshot, MessageHandler, NodeId, OutgoingSnapshot, SnapshotDone,
+    Transport, TransportError, TransportStats,
 };
 
 /// One node's endpoint on a [`LocalNetwork`](super::LocalNetwork); implements [`Transport`].
@@ -57,44 +54,44 @@ impl Transport for LocalTransport {
 
     fn send_snapshot(&self, to: NodeId, snapshot: OutgoingSnapshot, done: SnapshotDone) {
         let from = self.slot.id;
-        let handler = {
+        let sender_counters = self.slot.snapshot_counters(to);
+        let target = {
             let state = self.shared.state.lock();
             if state.can_send(from, to) {
-                state.nodes.get(&to).and_then(|slot| slot.handler())
+                state.nodes.get(&to).cloned()
             } else {
                 None
             }
         };
-        let transfer = Transfer {
-            shared: Arc::clone(&self.shared),
+        let Some((slot, handler)) = target.and_then(|slot| slot.handler().map(|h| (slot, h)))
+        else {
+            let error = TransportError::Unreachable { to };
+            self.shared
+                .transfers
+                .lock()
+                .start(Transfer::refused(to, error, done, sender_counters));
+            self.shared.wakeup.notify_all();
+            return;
+        };
+        let (incoming, chunks) = IncomingSnapshot::channel(
+            from,
+            snapshot.group_id,
+            snapshot.header,
+            self.shared.snapshot_window,
+        );
+        let verdict = Box::pin(async move { handler.on_snapshot(incoming).await });
+        let transfer = Transfer::new(
             from,
             to,
-            sender_counters: self.slot.snapshot_counters(to),
-            receiver_counters: {
-                let state = self.shared.state.lock();
-                state
-                    .nodes
-                    .get(&to)
-                    .map(|slot| slot.snapshot_counters(from))
-            },
-        };
-        let future = async move {
-            let result = transfer.run(snapshot, handler).await;
-            done(result);
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(future);
-            }
-            Err(_) => {
-                let spawned = std::thread::Builder::new()
-                    .name("local-net-snapshot".into())
-                    .spawn(move || futures::executor::block_on(future));
-                if let Err(error) = spawned {
-                    tracing::error!(%error, "could not start a snapshot thread");
-                }
-            }
-        }
+            snapshot.chunks,
+            chunks,
+            verdict,
+            done,
+            sender_counters,
+            Some(slot.snapshot_counters(from)),
+        );
+        self.shared.transfers.lock().start(transfer);
+        self.shared.wakeup.notify_all();
     }
 
     fn stats(&self) -> TransportStats {
@@ -131,111 +128,5 @@ impl Transport for LocalTransport {
         }
         stats.rejected = self.slot.rejects.load();
         stats
-    }
-}
-
-/// How the producing side of a snapshot transfer ended.
-enum Produced {
-    /// Every chunk went out, or the receiver stopped reading (its verdict rules).
-    Finished,
-    /// The link was cut mid-transfer.
-    Cut,
-    /// The source failed.
-    Source(std::io::Error),
-}
-
-/// One snapshot transfer between two local nodes.
-struct Transfer {
-    shared: Arc<Shared>,
-    from: NodeId,
-    to: NodeId,
-    sender_counters: Arc<PeerCounters>,
-    receiver_counters: Option<Arc<PeerCounters>>,
-}
-
-impl Transfer {
-    async fn run(
-        self,
-        snapshot: OutgoingSnapshot,
-        handler: Option<Arc<dyn MessageHandler>>,
-    ) -> Result<(), TransportError> {
-        let result = self.transfer(snapshot, handler).await;
-        if result.is_ok() {
-            add(&self.sender_counters.snapshots_sent, 1);
-            if let Some(counters) = &self.receiver_counters {
-                add(&counters.snapshots_received, 1);
-            }
-        } else {
-            add(&self.sender_counters.snapshots_failed, 1);
-        }
-        result
-    }
-
-    async fn transfer(
-        &self,
-        snapshot: OutgoingSnapshot,
-        handler: Option<Arc<dyn MessageHandler>>,
-    ) -> Result<(), TransportError> {
-        let to = self.to;
-        let handler = handler.ok_or(TransportError::Unreachable { to })?;
-        let (incoming, sender) = IncomingSnapshot::channel(
-            self.from,
-            snapshot.group_id,
-            snapshot.header,
-            self.shared.snapshot_window,
-        );
-        let (outcome_sender, outcome) = oneshot::channel();
-        let shared = Arc::clone(&self.shared);
-        let (from, chunks) = (self.from, snapshot.chunks);
-        std::thread::Builder::new()
-            .name("local-net-snapshot-source".into())
-            .spawn(move || {
-                let produced = produce(&shared, from, to, chunks, &sender);
-                let _ = outcome_sender.send(produced);
-            })?;
-        let verdict = handler.on_snapshot(incoming).await;
-        match outcome.await {
-            Ok(Produced::Source(error)) => Err(TransportError::SnapshotSource(error)),
-            Ok(Produced::Cut) => Err(TransportError::Unreachable { to }),
-            Err(_) => Err(TransportError::Closed),
-            Ok(Produced::Finished) => {
-                verdict.map_err(|reason| TransportError::Remote { peer: to, reason })
-            }
-        }
-    }
-}
-
-/// Pulls chunks from the source into the bounded channel (blocking: runs
-/// on its own thread) until the end, a cut, a source error or the receiver
-/// going away.
-fn produce(
-    shared: &Shared,
-    from: NodeId,
-    to: NodeId,
-    mut chunks: Box<dyn SnapshotChunks>,
-    sender: &ChunkSender,
-) -> Produced {
-    loop {
-        if shared.state.lock().is_cut(from, to) {
-            let _ = sender.blocking_send(ChunkEvent::Failed(TransportError::Unreachable { to }));
-            return Produced::Cut;
-        }
-        match chunks.next_chunk() {
-            Ok(Some(data)) => {
-                if sender.blocking_send(ChunkEvent::Data(data)).is_err() {
-                    return Produced::Finished;
-                }
-            }
-            Ok(None) => {
-                let _ = sender.blocking_send(ChunkEvent::End);
-                return Produced::Finished;
-            }
-            Err(error) => {
-                let copy = std::io::Error::new(error.kind(), error.to_string());
-                let _ =
-                    sender.blocking_send(ChunkEvent::Failed(TransportError::SnapshotSource(copy)));
-                return Produced::Source(error);
-            }
-        }
     }
 }

@@ -22,6 +22,7 @@ mod endpoint;
 mod network;
 mod node;
 mod pump;
+mod snapshot;
 mod state;
 
 pub use endpoint::LocalTransport;

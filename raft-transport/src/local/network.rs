@@ -9,6 +9,7 @@ use parking_lot::{Condvar, Mutex};
 use super::endpoint::LocalTransport;
 use super::node::NodeSlot;
 use super::pump::PumpHandle;
+use super::snapshot::{advance_all, Transfers};
 use super::state::{NetState, PairStats};
 use crate::NodeId;
 
@@ -22,6 +23,8 @@ pub(crate) struct Shared {
     pub(crate) delivery: Mutex<()>,
     /// Chunks buffered per snapshot transfer.
     pub(crate) snapshot_window: usize,
+    /// Snapshot transfers in progress, advanced by each step.
+    pub(crate) transfers: Mutex<Transfers>,
 }
 
 /// Settings of a [`LocalNetwork`].
@@ -78,6 +81,7 @@ impl LocalNetworkBuilder {
                 wakeup: Condvar::new(),
                 delivery: Mutex::new(()),
                 snapshot_window: self.snapshot_window,
+                transfers: Mutex::new(Transfers::default()),
             }),
         };
         if self.auto_deliver {
@@ -101,8 +105,11 @@ impl LocalNetworkBuilder {
 /// Handlers are called without the network's lock held, so they may call
 /// `send`; they must not call `step` or `deliver` themselves.
 ///
-/// Snapshots stream on their own threads (or tasks of the current tokio
-/// runtime) and are not paced by steps; cuts abort them.
+/// Snapshots move with the steps too: each step pulls a few chunks from
+/// the sender's source into a small window and polls the receiver's
+/// handler on the stepping thread (inside the tokio runtime that was
+/// current at `send_snapshot`, if any); `done` runs there as well. A cut
+/// aborts a transfer in progress.
 #[derive(Clone)]
 pub struct LocalNetwork {
     pub(crate) shared: Arc<Shared>,
@@ -205,11 +212,11 @@ impl LocalNetwork {
         self.change_faults(|state| state.faults.delay = (low, high.max(low)));
     }
 
-    /// Advances the clock by one step and delivers every frame due by then
-    /// (and pending liveness notices). Returns the frames delivered.
+    /// Advances the clock by one step, delivers every frame due by then
+    /// (and pending liveness notices) and moves snapshot transfers along.
+    /// Returns the frames delivered.
     pub fn step(&self) -> usize {
-        self.shared.state.lock().clock += 1;
-        self.deliver(usize::MAX)
+        step(&self.shared)
     }
 
     /// Delivers up to `max` frames already due, without advancing the clock,
@@ -218,12 +225,14 @@ impl LocalNetwork {
         deliver(&self.shared, max)
     }
 
-    /// Steps until nothing is queued or `max_steps` were taken; returns the
-    /// frames delivered.
+    /// Steps until nothing is queued (frames, notices, snapshots) or
+    /// `max_steps` were taken; returns the frames delivered.
     pub fn run_until_idle(&self, max_steps: u64) -> usize {
         let mut delivered = 0;
         for _ in 0..max_steps {
-            if self.pending() == 0 && self.shared.state.lock().notices.is_empty() {
+            let idle = self.shared.state.lock().notices.is_empty()
+                && self.shared.transfers.lock().is_empty();
+            if self.pending() == 0 && idle {
                 break;
             }
             delivered += self.step();
@@ -271,6 +280,14 @@ fn clamp_rate(rate: f64) -> f64 {
     } else {
         rate.clamp(0.0, 1.0)
     }
+}
+
+/// One step: the clock, due frames and notices, then snapshot transfers.
+pub(crate) fn step(shared: &Shared) -> usize {
+    shared.state.lock().clock += 1;
+    let delivered = deliver(shared, usize::MAX);
+    advance_all(shared, &shared.transfers);
+    delivered
 }
 
 /// Delivers pending notices and up to `max` due frames; returns the frames delivered.

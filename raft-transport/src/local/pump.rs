@@ -5,7 +5,7 @@ use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::network::{deliver, Shared};
+use super::network::{step, Shared};
 
 /// How long an idle pump waits for a frame before taking the next step.
 const IDLE_STEP: Duration = Duration::from_millis(1);
@@ -79,12 +79,13 @@ fn run(weak: &Weak<Shared>, stop: &AtomicBool) {
         let Some(shared) = weak.upgrade() else {
             return;
         };
-        shared.state.lock().clock += 1;
-        if deliver(&shared, usize::MAX) > 0 {
+        if step(&shared) > 0 {
             continue;
         }
         let mut state = shared.state.lock();
         let next = state.clock + 1;
+        // Snapshot transfers are advanced once per step too, so an idle
+        // pump still moves them about once a millisecond.
         if state.notices.is_empty() && !state.has_due_by(next) && !stop.load(Ordering::SeqCst) {
             shared.wakeup.wait_for(&mut state, IDLE_STEP);
         }

@@ -258,18 +258,18 @@ fn counters_per_pair() {
     assert_eq!(nodes[1].stats().peer(1).messages_delivered, 10);
 }
 
-/// Snapshots work without a tokio runtime too (their own threads), and a
-/// cut aborts a transfer in progress.
+/// Snapshots move with the steps, on the stepping thread (no runtime
+/// needed, nothing moves between steps), and a cut aborts one in progress.
 #[test]
-fn snapshots_without_a_runtime_and_cut_mid_transfer() {
+fn snapshots_move_with_steps_and_a_cut_aborts_them() {
     use raft_transport::OutgoingSnapshot;
     use std::sync::mpsc;
-    use std::time::Duration;
 
     let net = LocalNetwork::new(2);
     let (a, b) = (net.endpoint(1), net.endpoint(2));
     let inbox = Recorder::new();
     b.set_handler(inbox.clone());
+    let stepping_thread = std::thread::current().id();
     let send = |chunks: Box<dyn raft_transport::SnapshotChunks>| {
         let (sender, receiver) = mpsc::channel();
         let snapshot = OutgoingSnapshot {
@@ -280,16 +280,43 @@ fn snapshots_without_a_runtime_and_cut_mid_transfer() {
         a.send_snapshot(
             2,
             snapshot,
-            Box::new(move |result| sender.send(result).unwrap()),
+            Box::new(move |result| {
+                assert_eq!(
+                    std::thread::current().id(),
+                    stepping_thread,
+                    "done runs on the stepping thread"
+                );
+                sender.send(result).unwrap();
+            }),
         );
         receiver
-            .recv_timeout(Duration::from_secs(20))
-            .expect("done called")
+    };
+    let run = |receiver: mpsc::Receiver<Result<(), TransportError>>| {
+        for _ in 0..1_000 {
+            if let Ok(result) = receiver.try_recv() {
+                return result;
+            }
+            net.step();
+        }
+        panic!("snapshot did not finish in 1000 steps");
     };
     let source =
-        crate::support::MeteredSource::new(1 << 16, 16, Arc::clone(&inbox.snapshot_consumed));
-    send(Box::new(source)).expect("accepted");
-    assert_eq!(inbox.received.lock().snapshots[0].3, 16 << 16);
+        crate::support::MeteredSource::new(1 << 16, 64, Arc::clone(&inbox.snapshot_consumed));
+    let peak = Arc::clone(&source.max_in_flight);
+    let receiver = send(Box::new(source));
+    assert!(receiver.try_recv().is_err(), "nothing moves before a step");
+    assert_eq!(
+        inbox
+            .snapshot_consumed
+            .load(std::sync::atomic::Ordering::SeqCst),
+        0
+    );
+    run(receiver).expect("accepted");
+    assert_eq!(inbox.received.lock().snapshots[0].3, 64 << 16);
+    assert!(
+        peak.load(std::sync::atomic::Ordering::SeqCst) <= 6 << 16,
+        "window bounds memory"
+    );
 
     /// A source that cuts the network after its second chunk.
     struct CuttingSource {
@@ -307,10 +334,10 @@ fn snapshots_without_a_runtime_and_cut_mid_transfer() {
             )))
         }
     }
-    let result = send(Box::new(CuttingSource {
+    let result = run(send(Box::new(CuttingSource {
         net: net.clone(),
         next: 0,
-    }));
+    })));
     assert!(
         matches!(result, Err(TransportError::Unreachable { to: 2 })),
         "{result:?}"
@@ -320,6 +347,43 @@ fn snapshots_without_a_runtime_and_cut_mid_transfer() {
         1,
         "the cut snapshot was not accepted"
     );
-    assert_eq!(a.stats().peer(2).snapshots_failed, 1);
+    // To a cut-off node: refused at the next step, not inside the call.
+    let receiver = send(Box::new(std::iter::empty::<bytes::Bytes>()));
+    assert!(receiver.try_recv().is_err());
+    assert!(matches!(
+        run(receiver),
+        Err(TransportError::Unreachable { to: 2 })
+    ));
+    assert_eq!(a.stats().peer(2).snapshots_failed, 2);
     assert_eq!(b.stats().peer(1).snapshots_received, 1);
+}
+
+/// The same seed and the same calls replay a snapshot transfer step by step.
+#[test]
+fn snapshot_progress_replays() {
+    fn run() -> Vec<u64> {
+        let net = LocalNetwork::builder().seed(4).snapshot_window(2).build();
+        let (a, b) = (net.endpoint(1), net.endpoint(2));
+        let inbox = Recorder::new();
+        b.set_handler(inbox.clone());
+        let source =
+            crate::support::MeteredSource::new(1024, 40, Arc::clone(&inbox.snapshot_consumed));
+        let snapshot = raft_transport::OutgoingSnapshot {
+            group_id: 1,
+            header: bytes::Bytes::new(),
+            chunks: Box::new(source),
+        };
+        a.send_snapshot(2, snapshot, Box::new(|result| result.unwrap()));
+        (0..5)
+            .map(|_| {
+                net.step();
+                inbox
+                    .snapshot_consumed
+                    .load(std::sync::atomic::Ordering::SeqCst)
+            })
+            .collect()
+    }
+    let first = run();
+    assert_eq!(first, run());
+    assert_eq!(*first.last().unwrap(), 40 * 1024);
 }
