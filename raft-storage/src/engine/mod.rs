@@ -53,7 +53,8 @@ pub(crate) struct SyncState {
 pub(crate) struct CacheBudget {
     capacity: usize,
     used: usize,
-    order: VecDeque<(GroupId, u64)>,
+    /// (group, last index appended, log position after its frame), in log order.
+    order: VecDeque<(GroupId, u64, u64)>,
 }
 
 #[derive(Debug)]
@@ -63,6 +64,8 @@ pub(crate) struct Inner {
     pub sync: Mutex<SyncState>,
     pub sync_done: Condvar,
     pub poisoned: AtomicBool,
+    /// Log position up to which frames are in the file (not only in the pending buffer).
+    pub flushed: std::sync::atomic::AtomicU64,
     pub stats: Counters,
     pub cache: Mutex<CacheBudget>,
     pub snapshot_requests: Mutex<HashMap<GroupId, u64>>,
@@ -113,6 +116,7 @@ impl LogEngine {
                 sync: Mutex::new(SyncState::default()),
                 sync_done: Condvar::new(),
                 poisoned: AtomicBool::new(false),
+                flushed: std::sync::atomic::AtomicU64::new(0),
                 stats: Counters::default(),
                 cache: Mutex::new(CacheBudget {
                     capacity,

@@ -35,6 +35,11 @@ impl LogEngine {
         }
         let (len, position) = {
             let mut state = self.inner.write.lock();
+            // Re-checked under the lock: a sync may have failed while we waited for it.
+            if let Err(error) = self.check_poisoned() {
+                add(&self.inner.stats.rejected_writes, 1);
+                return Err(error);
+            }
             if batch.is_empty() {
                 (0, state.written)
             } else {
@@ -42,7 +47,7 @@ impl LogEngine {
                     add(&self.inner.stats.rejected_writes, 1);
                     return Err(error);
                 }
-                let len = self.write_locked(&mut state, batch)?;
+                let len = self.write_locked(&mut state, batch, !sync)?;
                 (len, state.written)
             }
         };
@@ -54,36 +59,46 @@ impl LogEngine {
         Ok(len)
     }
 
-    /// Encodes, writes and applies a validated batch. Caller holds the write lock.
-    pub(crate) fn write_locked(&self, state: &mut WriteState, batch: &LogBatch) -> Result<usize> {
+    /// Encodes and applies a validated batch. Caller holds the write lock.
+    ///
+    /// The frame joins the pending buffer. With `flush` it is written at once (one `write`
+    /// call, together with frames still pending); otherwise the next sync writes every
+    /// pending frame with one call (write combining for group commit). Pending entries stay
+    /// in the cache until written, so reads never miss them.
+    pub(crate) fn write_locked(
+        &self,
+        state: &mut WriteState,
+        batch: &LogBatch,
+        flush: bool,
+    ) -> Result<usize> {
         let state = &mut *state;
-        state.buf.clear();
         state.entry_offsets.clear();
         #[cfg_attr(not(feature = "wal"), allow(unused_mut))]
         let mut segment = 0;
         #[cfg_attr(not(feature = "wal"), allow(unused_mut))]
         let mut frame_offset = 0u64;
+        #[cfg_attr(not(feature = "wal"), allow(unused_mut))]
+        let mut len = 0;
         #[cfg(feature = "wal")]
         if let Some(wal) = &self.inner.wal {
-            crate::codec::encode_batch(batch.ops(), &mut state.buf, &mut state.entry_offsets)?;
-            let active = state.active.as_mut().ok_or(Error::Poisoned)?;
-            let outcome = (|| {
-                if wal.needs_rotation(active, state.buf.len()) {
-                    wal.rotate(active)?;
-                }
-                Ok::<_, Error>(wal.append(active, &state.buf)?)
-            })();
+            let frame_start = state.buf.len();
+            if let Err(error) =
+                crate::codec::encode_batch(batch.ops(), &mut state.buf, &mut state.entry_offsets)
+            {
+                state.buf.truncate(frame_start);
+                return Err(error);
+            }
+            len = state.buf.len() - frame_start;
+            let outcome = self.place_frame(wal, state, frame_start, len, flush);
             match outcome {
-                Ok(offset) => frame_offset = offset,
+                Ok((id, offset)) => (segment, frame_offset) = (id, offset),
                 Err(error) => {
                     // The file's content is unknown now: refuse everything from here on.
                     self.poison();
                     return Err(error);
                 }
             }
-            segment = active.id;
         }
-        let len = state.buf.len();
         state.written += len as u64;
         state.groups_since_sync += batch.group_count() as u64;
         state.batches_since_sync += 1;
@@ -91,6 +106,58 @@ impl LogEngine {
         add(&self.inner.stats.batches_written, 1);
         self.apply_ops(state, batch.ops(), segment, frame_offset);
         Ok(len)
+    }
+
+    /// Finds the frame (the last `len` bytes of the pending buffer, starting at `start`) its
+    /// place in the log, rotating the segment first if it does not fit; writes if `flush`.
+    /// Returns its segment and offset.
+    #[cfg(feature = "wal")]
+    fn place_frame(
+        &self,
+        wal: &crate::wal::Wal,
+        state: &mut WriteState,
+        start: usize,
+        len: usize,
+        flush: bool,
+    ) -> Result<(u32, u64)> {
+        let active = state.active.as_mut().ok_or(Error::Poisoned)?;
+        let mut start = start;
+        if wal.needs_rotation(active.len + start as u64, len) {
+            // Earlier pending frames belong to the old segment.
+            if start > 0 {
+                wal.append(active, &state.buf[..start])?;
+                state.buf.drain(..start);
+                start = 0;
+            }
+            wal.rotate(active)?;
+        }
+        let placed = (active.id, active.len + start as u64);
+        if flush {
+            wal.append(active, &state.buf)?;
+            state.buf.clear();
+            self.inner
+                .flushed
+                .store(state.written + len as u64, Ordering::Release);
+        }
+        Ok(placed)
+    }
+
+    /// Writes every pending frame with one `write` call. Caller holds the write lock.
+    #[cfg(feature = "wal")]
+    fn flush_pending(&self, state: &mut WriteState) -> Result<()> {
+        let (Some(wal), Some(active)) = (&self.inner.wal, state.active.as_mut()) else {
+            return Ok(());
+        };
+        if state.buf.is_empty() {
+            return Ok(());
+        }
+        if let Err(error) = wal.append(active, &state.buf) {
+            self.poison();
+            return Err(error.into());
+        }
+        state.buf.clear();
+        self.inner.flushed.store(state.written, Ordering::Release);
+        Ok(())
     }
 
     /// Checks that the batch, applied in order, leaves every log contiguous.
@@ -232,7 +299,7 @@ impl LogEngine {
                     g.append(first, &state.spans, Some(entries));
                     if segment != 0 {
                         if let Some(last) = entries.last() {
-                            cache.order.push_back((group, last.index));
+                            cache.order.push_back((group, last.index, state.written));
                         }
                     }
                 }
@@ -256,10 +323,19 @@ impl LogEngine {
     /// Drops the oldest cached entries while the cache is over budget.
     pub(crate) fn evict_cache(&self) {
         let mut cache = self.inner.cache.lock();
+        if cache.used <= cache.capacity && cache.order.len() <= 65_536 {
+            return;
+        }
+        let flushed = self.inner.flushed.load(Ordering::Acquire);
         let mut rounds = 0usize;
         while cache.used > cache.capacity && rounds < 1 << 20 {
             rounds += 1;
-            let Some((group, upto)) = cache.order.pop_front() else {
+            // Entries still in the pending buffer are not in the file yet: keep them.
+            match cache.order.front() {
+                Some(&(_, _, position)) if position <= flushed => {}
+                _ => break,
+            }
+            let Some((group, upto, _)) = cache.order.pop_front() else {
                 break;
             };
             let cell = self.inner.groups.read().get(&group).cloned();
@@ -271,7 +347,7 @@ impl LogEngine {
         // Entries compacted or truncated away leave stale marks: keep the queue bounded.
         if cache.order.len() > 65_536 && cache.order.len() > 4 * self.inner.groups.read().len() {
             let groups = self.inner.groups.read();
-            cache.order.retain(|(group, upto)| {
+            cache.order.retain(|(group, upto, _)| {
                 groups.get(group).is_some_and(|cell| {
                     let g = cell.read();
                     !g.cache.is_empty() && g.cache_start() <= *upto
@@ -346,6 +422,8 @@ impl LogEngine {
             );
             state.groups_since_sync = 0;
             state.batches_since_sync = 0;
+            #[cfg(feature = "wal")]
+            self.flush_pending(&mut state)?;
             #[cfg(feature = "wal")]
             let file = state.active.as_ref().map(|active| Arc::clone(&active.file));
             drop(state);

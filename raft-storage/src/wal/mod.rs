@@ -68,8 +68,9 @@ impl Wal {
 
     /// True if a frame of `len` bytes does not fit in the active segment (an empty segment
     /// takes any frame).
-    pub fn needs_rotation(&self, active: &ActiveSegment, len: usize) -> bool {
-        active.len > SEGMENT_HEADER as u64 && active.len + len as u64 > self.segment_size
+    /// `current` is the segment's length including frames not written yet.
+    pub fn needs_rotation(&self, current: u64, len: usize) -> bool {
+        current > SEGMENT_HEADER as u64 && current + len as u64 > self.segment_size
     }
 
     /// Seals the active segment (durably) and starts the next one.
