@@ -31,6 +31,8 @@ pub enum MalformedKind {
     MissingSnapshotHeader,
     /// A snapshot stream carried a second header.
     DuplicateSnapshotHeader,
+    /// A snapshot's last chunk counted other bytes than arrived.
+    SnapshotLength,
 }
 
 /// Errors of the transport.

@@ -207,6 +207,7 @@ impl RaftTransport for Service {
         let forward_inner = Arc::clone(inner);
         let from = peer.id;
         let forward = inner.runtime.spawn(async move {
+            let mut received = first.data.len() as u64;
             if !first.data.is_empty() && sender.send(ChunkEvent::Data(first.data)).await.is_err() {
                 return;
             }
@@ -215,13 +216,25 @@ impl RaftTransport for Service {
                 let event = match chunks.message().await {
                     Ok(Some(chunk)) if chunk.header.is_some() => {
                         forward_inner.rejects.count(RejectReason::Malformed);
-                        ChunkEvent::Failed(malformed(
-                            Some(from),
-                            MalformedKind::DuplicateSnapshotHeader,
-                        ))
+                        let kind = MalformedKind::DuplicateSnapshotHeader;
+                        ChunkEvent::Failed(malformed(Some(from), kind))
                     }
-                    Ok(Some(chunk)) => ChunkEvent::Data(chunk.data),
-                    Ok(None) => ChunkEvent::End,
+                    Ok(Some(chunk)) if chunk.last => {
+                        received += chunk.data.len() as u64;
+                        if chunk.total_bytes == received {
+                            ChunkEvent::End
+                        } else {
+                            forward_inner.rejects.count(RejectReason::Malformed);
+                            let kind = MalformedKind::SnapshotLength;
+                            ChunkEvent::Failed(malformed(Some(from), kind))
+                        }
+                    }
+                    Ok(Some(chunk)) => {
+                        received += chunk.data.len() as u64;
+                        ChunkEvent::Data(chunk.data)
+                    }
+                    // Ended without its last chunk: cut short, never a whole snapshot.
+                    Ok(None) => ChunkEvent::Failed(TransportError::Closed),
                     Err(status) => {
                         let status = receive_error(&forward_inner, Some(from), status);
                         ChunkEvent::Failed(super::status_error(from, &status))

@@ -17,6 +17,8 @@ use crate::{OutgoingSnapshot, SnapshotChunks, TransportError};
 /// What the source thread hands the stream.
 enum Piece {
     Data(Bytes),
+    /// The source is exhausted: every chunk was handed over.
+    End,
     Failed(std::io::Error),
 }
 
@@ -56,6 +58,8 @@ async fn transfer(
             header: snapshot.header,
         }),
         data: Bytes::new(),
+        last: false,
+        total_bytes: 0,
     };
     let (pieces, receiver) = mpsc::channel(inner.config.snapshot_window);
     let chunk_size = inner.config.snapshot_chunk_size;
@@ -78,29 +82,49 @@ async fn transfer(
     outcome
 }
 
-/// The data chunks as a stream; on a source failure it reports the error
-/// and stalls (the caller then cancels the call).
+/// The data chunks as a stream, closed by a `last` chunk with the byte
+/// count. On a source failure (or a source thread that died) it reports the
+/// error and stalls, so the caller cancels the call and the receiver never
+/// sees a clean end.
 fn body(
     receiver: mpsc::Receiver<Piece>,
     failed: oneshot::Sender<std::io::Error>,
 ) -> impl futures::Stream<Item = proto::SnapshotChunk> + Send + 'static {
+    let state = (receiver, Some(failed), 0u64, false);
     futures::stream::unfold(
-        (receiver, Some(failed)),
-        |(mut receiver, mut failed)| async move {
-            match receiver.recv().await {
-                Some(Piece::Data(data)) => {
-                    let chunk = proto::SnapshotChunk { header: None, data };
-                    Some((chunk, (receiver, failed)))
-                }
-                Some(Piece::Failed(error)) => {
-                    if let Some(failed) = failed.take() {
-                        let _ = failed.send(error);
-                    }
-                    futures::future::pending::<()>().await;
-                    None
-                }
-                None => None,
+        state,
+        |(mut receiver, mut failed, total, ended)| async move {
+            if ended {
+                return None;
             }
+            let error = match receiver.recv().await {
+                Some(Piece::Data(data)) => {
+                    let total = total + data.len() as u64;
+                    let chunk = proto::SnapshotChunk {
+                        header: None,
+                        data,
+                        last: false,
+                        total_bytes: 0,
+                    };
+                    return Some((chunk, (receiver, failed, total, false)));
+                }
+                Some(Piece::End) => {
+                    let chunk = proto::SnapshotChunk {
+                        header: None,
+                        data: Bytes::new(),
+                        last: true,
+                        total_bytes: total,
+                    };
+                    return Some((chunk, (receiver, failed, total, true)));
+                }
+                Some(Piece::Failed(error)) => error,
+                None => std::io::Error::other("snapshot source thread ended without finishing"),
+            };
+            if let Some(failed) = failed.take() {
+                let _ = failed.send(error);
+            }
+            futures::future::pending::<()>().await;
+            None
         },
     )
 }
@@ -121,7 +145,10 @@ fn read_source(
                     }
                 }
             }
-            Ok(None) => return,
+            Ok(None) => {
+                let _ = pieces.blocking_send(Piece::End);
+                return;
+            }
             Err(error) => {
                 let _ = pieces.blocking_send(Piece::Failed(error));
                 return;

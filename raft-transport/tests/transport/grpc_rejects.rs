@@ -147,11 +147,62 @@ async fn bad_frames_are_rejected_and_counted() {
     let chunks = futures::stream::iter(vec![proto::SnapshotChunk {
         header: None,
         data: Bytes::from_static(b"x"),
+        ..Default::default()
     }]);
     let status = client.snapshot(chunks).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert_eq!(node.stats().rejected.malformed, 2);
     assert_eq!(node.stats().rejected.total(), 6);
+
+    // Snapshots cut short or with a wrong byte count are never accepted.
+    let header = |group_id| proto::SnapshotChunk {
+        header: Some(proto::SnapshotHeader {
+            cluster_id: CLUSTER,
+            from: 2,
+            to: 1,
+            group_id,
+            header: Bytes::new(),
+        }),
+        ..Default::default()
+    };
+    let data = proto::SnapshotChunk {
+        data: Bytes::from_static(b"0123"),
+        ..Default::default()
+    };
+    let truncated = futures::stream::iter(vec![header(1), data.clone()]);
+    let status = client.snapshot(truncated).await.unwrap_err();
+    assert_eq!(
+        status.code(),
+        Code::Aborted,
+        "the handler saw the stream break: {status:?}"
+    );
+    let miscounted = proto::SnapshotChunk {
+        last: true,
+        total_bytes: 99,
+        ..Default::default()
+    };
+    let status = client
+        .snapshot(futures::stream::iter(vec![
+            header(2),
+            data.clone(),
+            miscounted,
+        ]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Aborted, "{status:?}");
+    assert_eq!(node.stats().rejected.malformed, 3);
+    let whole = proto::SnapshotChunk {
+        last: true,
+        total_bytes: 4,
+        ..Default::default()
+    };
+    client
+        .snapshot(futures::stream::iter(vec![header(3), data, whole]))
+        .await
+        .unwrap();
+    let accepted = recorder.received.lock().snapshots.clone();
+    assert_eq!(accepted.len(), 1);
+    assert_eq!((accepted[0].1, accepted[0].3), (3, 4));
 
     // The node still serves its real peer.
     send_reliably(harness.node(2).as_ref(), 1, vec![numbered(1, 5, 8)], WAIT).await;
