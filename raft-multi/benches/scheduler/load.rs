@@ -1,0 +1,186 @@
+//! Scenarios under load: `single-group` (one group, memory engine, C closed-loop
+//! clients proposing 8-byte entries) and `produce` (64 groups, the real write-ahead
+//! log with sync, clients proposing 10 KB entries as fast as they are answered).
+
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use crate::cluster::{AnyCluster, Proposer};
+use crate::{env_list, env_u64, wait_for, Driver, Report, Settings, NODES};
+
+/// What a closed-loop run measured.
+struct Outcome {
+    ops: u64,
+    errors: u64,
+    secs: f64,
+    latency_us: Histogram<u64>,
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")
+}
+
+/// `clients` tasks, client `i` on group `1 + i % groups`, each proposing `entry_bytes`
+/// and waiting for the answer before the next, for `warmup` (not counted) then
+/// `duration`.
+fn closed_loop(
+    proposer: &Proposer,
+    groups: u64,
+    clients: usize,
+    entry_bytes: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> Outcome {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("client")
+        .enable_time()
+        .build()
+        .expect("a client runtime");
+    let start = Instant::now() + warmup;
+    let end = start + duration;
+    let tasks: Vec<_> = (0..clients)
+        .map(|i| {
+            let proposer = proposer.clone();
+            let group = 1 + i as u64 % groups;
+            runtime.spawn(async move {
+                let mut hint = (group % NODES) as usize;
+                let mut latency = histogram();
+                let (mut ops, mut errors) = (0u64, 0u64);
+                let mut data = vec![0u8; entry_bytes];
+                // Bounded by `end`.
+                for seq in 0u64.. {
+                    let now = Instant::now();
+                    if now >= end {
+                        break;
+                    }
+                    let head = data.len().min(8);
+                    data[..head].copy_from_slice(&seq.to_le_bytes()[..head]);
+                    let ok = proposer.propose(group, data.clone(), &mut hint).await;
+                    let done = Instant::now();
+                    if now < start || done > end {
+                        continue;
+                    }
+                    if ok {
+                        ops += 1;
+                        let micros = done.duration_since(now).as_micros() as u64;
+                        let _ = latency.record(micros.max(1));
+                    } else {
+                        errors += 1;
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+                (ops, errors, latency)
+            })
+        })
+        .collect();
+    let mut outcome = Outcome {
+        ops: 0,
+        errors: 0,
+        secs: duration.as_secs_f64(),
+        latency_us: histogram(),
+    };
+    runtime.block_on(async {
+        for task in tasks {
+            if let Ok((ops, errors, latency)) = task.await {
+                outcome.ops += ops;
+                outcome.errors += errors;
+                let _ = outcome.latency_us.add(&latency);
+            }
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    outcome
+}
+
+fn elect(cluster: &AnyCluster, groups: u64) {
+    cluster.create_groups(1..=groups);
+    cluster.campaign(1..=groups);
+    wait_for("every group led", Duration::from_secs(60), || {
+        cluster.leaders() >= groups
+    });
+}
+
+pub fn single_group(driver: Driver, settings: &Settings) -> Report {
+    let secs = env_u64("BENCH_SECS", 3);
+    let levels = env_list("BENCH_CLIENTS", &[1, 64, 1024]);
+    let cluster = AnyCluster::start(driver, settings, None);
+    elect(&cluster, 1);
+    let proposer = cluster.proposer();
+    let mut report = Report::default();
+    for clients in levels {
+        let outcome = closed_loop(
+            &proposer,
+            1,
+            clients as usize,
+            8,
+            Duration::from_millis(500),
+            Duration::from_secs(secs),
+        );
+        eprintln!(
+            "  single-group/{}: {clients} clients: {} ops, {} errors",
+            driver.name(),
+            outcome.ops,
+            outcome.errors
+        );
+        let key = |what: &str| format!("c{clients}_{what}");
+        report.add(&key("ops_per_sec"), outcome.ops as f64 / outcome.secs);
+        report.add(
+            &key("p50_us"),
+            outcome.latency_us.value_at_quantile(0.5) as f64,
+        );
+        report.add(
+            &key("p99_us"),
+            outcome.latency_us.value_at_quantile(0.99) as f64,
+        );
+        report.add(&key("errors"), outcome.errors as f64);
+    }
+    report
+}
+
+pub fn produce(driver: Driver, settings: &Settings) -> Report {
+    let secs = env_u64("BENCH_PRODUCE_SECS", 5);
+    let groups = env_u64("BENCH_PRODUCE_GROUPS", 64);
+    let clients = env_u64("BENCH_PRODUCE_CLIENTS", groups * 4) as usize;
+    let entry_bytes = env_u64("BENCH_ENTRY_BYTES", 10 * 1024) as usize;
+    let base = std::env::var_os("BENCH_DIR").map_or_else(std::env::temp_dir, Into::into);
+    let dir = tempfile::tempdir_in(base).expect("a temporary directory");
+    let mut settings = settings.clone();
+    settings.sync = true;
+    let cluster = AnyCluster::start(driver, &settings, Some(dir.path().to_path_buf()));
+    elect(&cluster, groups);
+    let before = cluster.counters();
+    let outcome = closed_loop(
+        &cluster.proposer(),
+        groups,
+        clients,
+        entry_bytes,
+        Duration::from_millis(500),
+        Duration::from_secs(secs),
+    );
+    let after = cluster.counters();
+    eprintln!(
+        "  produce/{}: {} entries, {} errors",
+        driver.name(),
+        outcome.ops,
+        outcome.errors
+    );
+    let mut report = Report::default();
+    let per_sec = outcome.ops as f64 / outcome.secs;
+    report.add("groups", groups as f64);
+    report.add("clients", clients as f64);
+    report.add("entry_bytes", entry_bytes as f64);
+    report.add("entries_per_sec", per_sec);
+    report.add("mb_per_sec", per_sec * entry_bytes as f64 / 1e6);
+    report.add("p50_us", outcome.latency_us.value_at_quantile(0.5) as f64);
+    report.add("p99_us", outcome.latency_us.value_at_quantile(0.99) as f64);
+    report.add("errors", outcome.errors as f64);
+    // Counted over warm-up and measurement together.
+    let syncs = after.syncs - before.syncs;
+    report.add("syncs", syncs as f64);
+    report.add("messages", (after.messages - before.messages) as f64);
+    drop(cluster);
+    drop(dir);
+    report
+}

@@ -1,0 +1,245 @@
+//! The baseline: the shape raftify has. Every replica of every group is its own tokio
+//! task with its own `RawNode`, its own timer, its own storage (its own engine: in
+//! memory, or its own write-ahead log directory with one sync per Ready), and every
+//! raft message leaves as its own transport frame.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use protobuf::Message as _;
+use raft::eraftpb::{ConfState, Message};
+use raft::{RawNode, StateRole};
+use raft_storage::{EngineConfig, LogBatch, LogEngine};
+use raft_transport::local::LocalNetwork;
+use raft_transport::{
+    GroupMessage, IncomingSnapshot, MessageHandler, NodeId, PeerState, Transport,
+};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::machine::CountingMachine;
+use crate::replica::{Event, Refused, Replica};
+use crate::Settings;
+
+/// Events queued per replica before inbound messages are dropped.
+const MAILBOX: usize = 4096;
+
+/// Counters of the naive driver, shared by every task.
+#[derive(Debug, Default)]
+pub struct NaiveStats {
+    pub leaders: AtomicI64,
+    pub messages: AtomicU64,
+    pub writes: AtomicU64,
+    pub syncs: AtomicU64,
+}
+
+type Mailboxes = Arc<RwLock<HashMap<u64, mpsc::Sender<Event>>>>;
+
+/// Routes each inbound message to its replica's task.
+struct Inbound {
+    mailboxes: Mailboxes,
+}
+
+#[async_trait::async_trait]
+impl MessageHandler for Inbound {
+    fn on_messages(&self, _from: NodeId, batch: Vec<GroupMessage>) {
+        let mailboxes = self.mailboxes.read();
+        for message in batch {
+            let (Some(mailbox), Ok(decoded)) = (
+                mailboxes.get(&message.group_id),
+                Message::parse_from_bytes(&message.payload),
+            ) else {
+                continue;
+            };
+            let _ = mailbox.try_send(Event::Raft(Box::new(decoded)));
+        }
+    }
+
+    fn on_peer_state(&self, _peer: NodeId, _state: PeerState) {}
+
+    async fn on_snapshot(&self, _snapshot: IncomingSnapshot) -> Result<(), String> {
+        Err("the naive driver streams no snapshots".to_owned())
+    }
+}
+
+struct NaiveNode {
+    id: NodeId,
+    transport: Arc<dyn Transport>,
+    mailboxes: Mailboxes,
+}
+
+/// Three (or more) nodes of naive replicas on one in-process network.
+pub struct NaiveCluster {
+    pub net: LocalNetwork,
+    runtime: Option<tokio::runtime::Runtime>,
+    nodes: Vec<NaiveNode>,
+    pub stats: Arc<NaiveStats>,
+    settings: Settings,
+    dir: Option<PathBuf>,
+}
+
+impl NaiveCluster {
+    /// `dir`: where each replica gets its own write-ahead log (memory engines if `None`).
+    pub fn start(nodes: u64, settings: Settings, dir: Option<PathBuf>) -> NaiveCluster {
+        let net = crate::network();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(settings.workers)
+            .thread_name("naive-raft")
+            .enable_time()
+            .build()
+            .expect("a tokio runtime for the naive driver");
+        let nodes = (1..=nodes)
+            .map(|id| {
+                let transport = net.endpoint(id);
+                let mailboxes: Mailboxes = Arc::default();
+                transport.set_handler(Arc::new(Inbound {
+                    mailboxes: Arc::clone(&mailboxes),
+                }));
+                NaiveNode {
+                    id,
+                    transport,
+                    mailboxes,
+                }
+            })
+            .collect();
+        NaiveCluster {
+            net,
+            runtime: Some(runtime),
+            nodes,
+            stats: Arc::default(),
+            settings,
+            dir,
+        }
+    }
+
+    fn engine(&self, node: NodeId, group: u64) -> LogEngine {
+        match &self.dir {
+            Some(dir) => {
+                let path = dir.join(format!("node-{node}-group-{group}"));
+                LogEngine::open(EngineConfig::new(path)).expect("a write-ahead log per replica")
+            }
+            None => LogEngine::in_memory(),
+        }
+    }
+
+    /// Creates a replica of each group on every node, voters = all nodes.
+    pub fn create_groups(&self, groups: std::ops::RangeInclusive<u64>) {
+        let voters: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
+        let runtime = self.runtime.as_ref().expect("running");
+        let logger = raft_multi::raft_logger();
+        for group in groups {
+            for node in &self.nodes {
+                let engine = self.engine(node.id, group);
+                let mut cs = ConfState::default();
+                cs.set_voters(voters.clone());
+                let mut batch = LogBatch::new();
+                batch.set_conf_state(group, &cs);
+                engine.write(&mut batch, true).expect("bootstrap write");
+                let config = raft::Config {
+                    id: node.id,
+                    election_tick: self.settings.election_ticks,
+                    heartbeat_tick: self.settings.heartbeat_ticks,
+                    max_size_per_msg: 1024 * 1024,
+                    max_inflight_msgs: 256,
+                    check_quorum: true,
+                    pre_vote: true,
+                    max_uncommitted_size: 32 * 1024 * 1024,
+                    ..Default::default()
+                };
+                let raw = RawNode::new(&config, engine.group(group), &logger).expect("raw node");
+                let (tx, rx) = mpsc::channel(MAILBOX);
+                node.mailboxes.write().insert(group, tx);
+                let replica = Replica {
+                    group,
+                    node: raw,
+                    engine,
+                    transport: Arc::clone(&node.transport),
+                    stats: Arc::clone(&self.stats),
+                    sync: self.settings.sync,
+                    machine: CountingMachine::new(),
+                    waiters: HashMap::new(),
+                    next_id: 0,
+                    role: StateRole::Follower,
+                };
+                runtime.spawn(replica.run(rx, self.settings.tick));
+            }
+        }
+    }
+
+    /// Asks node `(group % nodes) + 1` to campaign for each group, spreading leaders.
+    pub fn campaign(&self, groups: std::ops::RangeInclusive<u64>) {
+        for group in groups {
+            let node = &self.nodes[(group % self.nodes.len() as u64) as usize];
+            if let Some(mailbox) = node.mailboxes.read().get(&group) {
+                let _ = mailbox.try_send(Event::Campaign);
+            }
+        }
+    }
+
+    /// Groups with a leader, counted from the replicas that lead.
+    pub fn leaders(&self) -> u64 {
+        self.stats.leaders.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    pub fn proposer(&self) -> NaiveProposer {
+        NaiveProposer {
+            mailboxes: self
+                .nodes
+                .iter()
+                .map(|n| Arc::clone(&n.mailboxes))
+                .collect(),
+        }
+    }
+
+    /// Stops every task (their engines close with them).
+    pub fn shutdown(&mut self) {
+        for node in &self.nodes {
+            node.mailboxes.write().clear();
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+impl Drop for NaiveCluster {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Proposes to the naive replicas from client tasks.
+#[derive(Clone)]
+pub struct NaiveProposer {
+    mailboxes: Vec<Mailboxes>,
+}
+
+impl NaiveProposer {
+    /// Proposes on node index `*hint`; on `NotLeader` moves the hint to the leader (or
+    /// the next node). True once the entry is applied on the leader.
+    pub async fn propose(&self, group: u64, data: Vec<u8>, hint: &mut usize) -> bool {
+        let node = *hint % self.mailboxes.len();
+        let mailbox = self.mailboxes[node].read().get(&group).cloned();
+        let Some(mailbox) = mailbox else {
+            return false;
+        };
+        let (tx, rx) = oneshot::channel();
+        if mailbox.send(Event::Propose(data, tx)).await.is_err() {
+            return false;
+        }
+        match rx.await {
+            Ok(Ok(_index)) => true,
+            Ok(Err(Refused::NotLeader(Some(leader)))) => {
+                *hint = (leader as usize).saturating_sub(1);
+                false
+            }
+            Ok(Err(_)) | Err(_) => {
+                *hint = node + 1;
+                false
+            }
+        }
+    }
+}
