@@ -113,7 +113,7 @@ async fn serve_stream(
     mut frames: Streaming<proto::Frame>,
 ) -> Result<(), Status> {
     let mut shutdown = inner.shutdown.subscribe();
-    let mut sender: Option<Arc<Peer>> = None;
+    let mut sender: Option<NodeId> = None;
     loop {
         let frame = tokio::select! {
             frame = frames.message() => frame,
@@ -122,25 +122,11 @@ async fn serve_stream(
         let frame = match frame {
             Ok(Some(frame)) => frame,
             Ok(None) => return Ok(()),
-            Err(status) => {
-                return Err(receive_error(&inner, sender.as_ref().map(|p| p.id), status))
-            }
+            Err(status) => return Err(receive_error(&inner, sender, status)),
         };
-        let peer = match &sender {
-            // One stream carries one sender: a change of identity is checked again.
-            Some(peer)
-                if peer.id == frame.from
-                    && frame.cluster_id == inner.config.cluster_id
-                    && frame.to == inner.local_id() =>
-            {
-                Arc::clone(peer)
-            }
-            _ => {
-                let peer = check(&inner, frame.cluster_id, frame.from, frame.to)?;
-                sender = Some(Arc::clone(&peer));
-                peer
-            }
-        };
+        // Every frame is checked: a peer removed meanwhile is refused at once.
+        let peer = check(&inner, frame.cluster_id, frame.from, frame.to)?;
+        sender = Some(peer.id);
         deliver(&inner, &peer, frame);
     }
 }

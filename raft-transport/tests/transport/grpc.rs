@@ -275,3 +275,30 @@ async fn config_validation() {
     ));
     transport.shutdown().await;
 }
+
+/// A removed peer is refused from its next frame on, and sending to it
+/// answers `Unreachable`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn removed_peer_is_refused() {
+    let harness = GrpcFactory.start(2).await;
+    let (one, two) = (harness.grpc(1), harness.grpc(2));
+    send_reliably(two.as_ref(), 1, vec![numbered(1, 1, 8)], WAIT).await;
+    wait_until("first message", WAIT, || {
+        harness.recorder(1).message_count() == 1
+    })
+    .await;
+    assert!(one.remove_peer(2));
+    assert!(!one.remove_peer(2));
+    assert_eq!(one.peers(), Vec::<u64>::new());
+    assert!(matches!(
+        one.send(2, vec![numbered(1, 2, 8)]),
+        Err(raft_transport::TransportError::Unreachable { to: 2 })
+    ));
+    // Node 2's next frame (at the latest its heartbeat) is refused.
+    wait_until("a rejection", WAIT, || {
+        one.stats().rejected.unknown_sender >= 1
+    })
+    .await;
+    assert_eq!(harness.recorder(1).message_count(), 1);
+    harness.finish().await;
+}
