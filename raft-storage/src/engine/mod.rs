@@ -24,6 +24,8 @@ pub(crate) type GroupCell = Arc<RwLock<GroupState>>;
 /// State owned by the write lock: the encode buffer and the active segment.
 #[derive(Debug, Default)]
 pub(crate) struct WriteState {
+    /// Encoded frames not written to the file yet (write combining).
+    #[cfg_attr(not(feature = "wal"), allow(dead_code))]
     buf: Vec<u8>,
     entry_offsets: Vec<u32>,
     spans: Vec<crate::group::IndexEntry>,
@@ -66,6 +68,8 @@ pub(crate) struct Inner {
     pub poisoned: AtomicBool,
     /// Log position up to which frames are in the file (not only in the pending buffer).
     pub flushed: std::sync::atomic::AtomicU64,
+    /// Set when the cache is over budget or its queue long: only then does eviction lock.
+    pub cache_pressure: AtomicBool,
     pub stats: Counters,
     pub cache: Mutex<CacheBudget>,
     pub snapshot_requests: Mutex<HashMap<GroupId, u64>>,
@@ -117,6 +121,7 @@ impl LogEngine {
                 sync_done: Condvar::new(),
                 poisoned: AtomicBool::new(false),
                 flushed: std::sync::atomic::AtomicU64::new(0),
+                cache_pressure: AtomicBool::new(false),
                 stats: Counters::default(),
                 cache: Mutex::new(CacheBudget {
                     capacity,

@@ -69,7 +69,7 @@ impl LogEngine {
         &self,
         state: &mut WriteState,
         batch: &LogBatch,
-        flush: bool,
+        #[cfg_attr(not(feature = "wal"), allow(unused_variables))] flush: bool,
     ) -> Result<usize> {
         let state = &mut *state;
         state.entry_offsets.clear();
@@ -314,6 +314,9 @@ impl LogEngine {
             cache_delta += g.cache_bytes as isize - before;
         }
         cache.used = cache.used.saturating_add_signed(cache_delta);
+        if cache.used > cache.capacity || cache.order.len() > 65_536 {
+            self.inner.cache_pressure.store(true, Ordering::Release);
+        }
         self.inner
             .stats
             .cache_bytes
@@ -322,10 +325,10 @@ impl LogEngine {
 
     /// Drops the oldest cached entries while the cache is over budget.
     pub(crate) fn evict_cache(&self) {
-        let mut cache = self.inner.cache.lock();
-        if cache.used <= cache.capacity && cache.order.len() <= 65_536 {
+        if !self.inner.cache_pressure.load(Ordering::Acquire) {
             return;
         }
+        let mut cache = self.inner.cache.lock();
         let flushed = self.inner.flushed.load(Ordering::Acquire);
         let mut rounds = 0usize;
         while cache.used > cache.capacity && rounds < 1 << 20 {
@@ -354,6 +357,8 @@ impl LogEngine {
                 })
             });
         }
+        let pressure = cache.used > cache.capacity || cache.order.len() > 65_536;
+        self.inner.cache_pressure.store(pressure, Ordering::Release);
         self.inner
             .stats
             .cache_bytes
