@@ -1,0 +1,620 @@
+//! [`ChronikClient`]: a Rust client of the client gRPC service that follows leaders.
+//!
+//! Data requests go to the partition's leader and admin requests to the controller;
+//! when a node answers "not the leader" with a hint, the client retries there (with a
+//! bounded number of attempts and a deadline).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::api::{
+    Acks, ClusterStatus, FetchRequest, FetchResponse, LocalPartitionStatus, NodeDescription,
+    OffsetQuery, PartitionDescription, ProduceRequest, ProduceResponse, RecordBatch,
+    TopicDescription, TopicSpec,
+};
+use crate::service::proto::{self, chronik_client::ChronikClient as Rpc};
+use crate::service::MAX_MESSAGE_BYTES;
+use crate::NodeId;
+
+/// Why a client call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The cluster answered with a Kafka error.
+    #[error("{message} (Kafka error {code})")]
+    Cluster {
+        /// Kafka's error code.
+        code: i16,
+        /// The node's explanation.
+        message: String,
+        /// Where to retry, if known.
+        leader: Option<NodeId>,
+    },
+    /// No node at these addresses answered.
+    #[error("no node reachable at {addresses:?}")]
+    Unreachable {
+        /// The addresses tried.
+        addresses: Vec<String>,
+    },
+    /// A node failed the call at the RPC level.
+    #[error("rpc to {address} failed: {message}")]
+    Rpc {
+        /// The node's address.
+        address: String,
+        /// gRPC status code.
+        code: i32,
+        /// Its message.
+        message: String,
+    },
+    /// Leadership kept moving, or the node kept failing, until the deadline.
+    #[error("gave up after {attempts} attempts: {last}")]
+    GaveUp {
+        /// Attempts made.
+        attempts: u32,
+        /// The last error.
+        last: Box<ClientError>,
+    },
+}
+
+impl ClientError {
+    fn is_retriable(&self) -> bool {
+        match self {
+            // NOT_LEADER_OR_FOLLOWER, NOT_CONTROLLER, REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS
+            // and UNKNOWN_TOPIC (a catalogue that has not caught up yet).
+            ClientError::Cluster { code, .. } => matches!(code, 6 | 41 | 7 | 19 | 8 | 3),
+            ClientError::Rpc { .. } | ClientError::Unreachable { .. } => true,
+            ClientError::GaveUp { .. } => false,
+        }
+    }
+
+    /// The Kafka error code, when the cluster answered with one.
+    pub fn kafka_code(&self) -> Option<i16> {
+        match self {
+            ClientError::Cluster { code, .. } => Some(*code),
+            ClientError::GaveUp { last, .. } => last.kafka_code(),
+            _ => None,
+        }
+    }
+}
+
+/// Result of client calls.
+pub type ClientResult<T> = std::result::Result<T, ClientError>;
+
+/// A client of a cluster, from any of its nodes' client addresses.
+#[derive(Debug)]
+pub struct ChronikClient {
+    bootstrap: Vec<String>,
+    channels: Mutex<BTreeMap<String, Channel>>,
+    /// Client address of each node, learned from `Status`.
+    nodes: Mutex<BTreeMap<NodeId, String>>,
+    /// The last known leader of each (topic, partition), and the controller.
+    leaders: Mutex<BTreeMap<(String, u32), NodeId>>,
+    controller: Mutex<Option<NodeId>>,
+    timeout: Duration,
+}
+
+fn check(outcome: Option<proto::Outcome>) -> ClientResult<()> {
+    match outcome {
+        Some(o) if o.error_code != 0 => Err(ClientError::Cluster {
+            code: i16::try_from(o.error_code).unwrap_or(-1),
+            message: o.error_message,
+            leader: (o.leader_hint != 0).then_some(o.leader_hint),
+        }),
+        _ => Ok(()),
+    }
+}
+
+enum Target {
+    Controller,
+    Leader(String, u32),
+    Any,
+}
+
+impl ChronikClient {
+    /// A client that reaches the cluster through `addresses` (`host:port` of client
+    /// services). Checks that one of them answers.
+    ///
+    /// # Errors
+    /// `Unreachable` when none answers.
+    pub async fn connect(addresses: &[String]) -> ClientResult<ChronikClient> {
+        let client = ChronikClient {
+            bootstrap: addresses.to_vec(),
+            channels: Mutex::new(BTreeMap::new()),
+            nodes: Mutex::new(BTreeMap::new()),
+            leaders: Mutex::new(BTreeMap::new()),
+            controller: Mutex::new(None),
+            timeout: Duration::from_secs(30),
+        };
+        client.refresh().await?;
+        Ok(client)
+    }
+
+    /// Sets how long a call may retry before giving up (default 30 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    fn rpc(&self, address: &str) -> ClientResult<Rpc<Channel>> {
+        let channel = {
+            let mut channels = self.channels.lock();
+            match channels.get(address) {
+                Some(c) => c.clone(),
+                None => {
+                    let endpoint =
+                        Endpoint::from_shared(format!("http://{address}")).map_err(|e| {
+                            ClientError::Rpc {
+                                address: address.to_owned(),
+                                code: 3,
+                                message: e.to_string(),
+                            }
+                        })?;
+                    let channel = endpoint
+                        .connect_timeout(Duration::from_secs(2))
+                        .connect_lazy();
+                    channels.insert(address.to_owned(), channel.clone());
+                    channel
+                }
+            }
+        };
+        Ok(Rpc::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    }
+
+    fn rpc_error(&self, address: &str, status: tonic::Status) -> ClientError {
+        // A broken connection is re-made on the next call.
+        self.channels.lock().remove(address);
+        ClientError::Rpc {
+            address: address.to_owned(),
+            code: status.code() as i32,
+            message: status.message().to_owned(),
+        }
+    }
+
+    /// Asks any reachable node for the cluster's layout.
+    async fn refresh(&self) -> ClientResult<ClusterStatus> {
+        let mut addresses: Vec<String> = self.nodes.lock().values().cloned().collect();
+        addresses.extend(self.bootstrap.iter().cloned());
+        for address in &addresses {
+            let Ok(mut rpc) = self.rpc(address) else {
+                continue;
+            };
+            match rpc.status(proto::StatusRequest {}).await {
+                Ok(reply) => {
+                    let status = status_from_proto(reply.into_inner());
+                    self.learn(&status);
+                    return Ok(status);
+                }
+                Err(status) => {
+                    let _ = self.rpc_error(address, status);
+                }
+            }
+        }
+        Err(ClientError::Unreachable { addresses })
+    }
+
+    fn learn(&self, status: &ClusterStatus) {
+        let mut nodes = self.nodes.lock();
+        for n in &status.nodes {
+            nodes.insert(n.id, n.client_address.clone());
+        }
+        let mut leaders = self.leaders.lock();
+        for p in &status.partitions {
+            if let Some(l) = p.leader {
+                leaders.insert((p.topic.clone(), p.partition), l);
+            }
+        }
+        *self.controller.lock() = status.controller;
+    }
+
+    fn address_of(&self, target: &Target) -> Option<String> {
+        let node = match target {
+            Target::Controller => *self.controller.lock(),
+            Target::Leader(t, p) => self.leaders.lock().get(&(t.clone(), *p)).copied(),
+            Target::Any => None,
+        };
+        match node {
+            Some(id) => self.nodes.lock().get(&id).cloned(),
+            None => self.bootstrap.first().cloned(),
+        }
+    }
+
+    fn follow(&self, target: &Target, leader: Option<NodeId>) {
+        match (target, leader) {
+            (Target::Controller, l) => *self.controller.lock() = l,
+            (Target::Leader(t, p), Some(l)) => {
+                self.leaders.lock().insert((t.clone(), *p), l);
+            }
+            (Target::Leader(t, p), None) => {
+                self.leaders.lock().remove(&(t.clone(), *p));
+            }
+            (Target::Any, _) => {}
+        }
+    }
+
+    /// Runs `call` against the target's node, following hints and refreshing the
+    /// layout, until it succeeds, fails for good, or the deadline passes.
+    async fn with_retry<T, F, Fut>(&self, target: Target, call: F) -> ClientResult<T>
+    where
+        F: Fn(Rpc<Channel>, String) -> Fut,
+        Fut: std::future::Future<Output = ClientResult<T>>,
+    {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let mut backoff = Duration::from_millis(20);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let error = match self.address_of(&target) {
+                Some(address) => match self.rpc(&address) {
+                    Ok(rpc) => match call(rpc, address).await {
+                        Ok(value) => return Ok(value),
+                        Err(e) => e,
+                    },
+                    Err(e) => e,
+                },
+                None => ClientError::Unreachable {
+                    addresses: self.bootstrap.clone(),
+                },
+            };
+            if !error.is_retriable() {
+                return Err(error);
+            }
+            if tokio::time::Instant::now() + backoff > deadline || attempts >= 200 {
+                return Err(ClientError::GaveUp {
+                    attempts,
+                    last: Box::new(error),
+                });
+            }
+            match &error {
+                ClientError::Cluster {
+                    leader: Some(l), ..
+                } if self.nodes.lock().contains_key(l) => {
+                    self.follow(&target, Some(*l));
+                }
+                _ => {
+                    self.follow(&target, None);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                    let _ = self.refresh().await;
+                }
+            }
+        }
+    }
+
+    /// Creates a topic through the controller.
+    ///
+    /// # Errors
+    /// The cluster's refusal (`TopicAlreadyExists` is code 36), or `GaveUp`.
+    pub async fn create_topic(&self, spec: TopicSpec) -> ClientResult<TopicDescription> {
+        let request = proto::CreateTopicRequest {
+            name: spec.name,
+            partitions: spec.partitions,
+            replication_factor: spec.replication_factor,
+            configs: spec.configs.into_iter().collect(),
+        };
+        let topic = self
+            .with_retry(Target::Controller, |mut rpc, address| {
+                let request = request.clone();
+                async move {
+                    let reply = rpc
+                        .create_topic(request)
+                        .await
+                        .map_err(|s| self.rpc_error(&address, s))?;
+                    let reply = reply.into_inner();
+                    check(reply.outcome)?;
+                    Ok(reply.topic.map(topic_from_proto))
+                }
+            })
+            .await?;
+        let _ = self.refresh().await;
+        topic.ok_or(ClientError::Cluster {
+            code: -1,
+            message: "empty reply".to_owned(),
+            leader: None,
+        })
+    }
+
+    /// Deletes a topic through the controller.
+    ///
+    /// # Errors
+    /// The cluster's refusal, or `GaveUp`.
+    pub async fn delete_topic(&self, name: &str) -> ClientResult<()> {
+        let request = proto::DeleteTopicRequest {
+            name: name.to_owned(),
+        };
+        self.with_retry(Target::Controller, |mut rpc, address| {
+            let request = request.clone();
+            async move {
+                let reply = rpc
+                    .delete_topic(request)
+                    .await
+                    .map_err(|s| self.rpc_error(&address, s))?;
+                check(Some(reply.into_inner()))
+            }
+        })
+        .await
+    }
+
+    /// Every topic.
+    ///
+    /// # Errors
+    /// `GaveUp` when no node answers.
+    pub async fn list_topics(&self) -> ClientResult<Vec<TopicDescription>> {
+        self.with_retry(Target::Any, |mut rpc, address| async move {
+            let reply = rpc
+                .list_topics(proto::ListTopicsRequest {})
+                .await
+                .map_err(|s| self.rpc_error(&address, s))?;
+            Ok(reply
+                .into_inner()
+                .topics
+                .into_iter()
+                .map(topic_from_proto)
+                .collect())
+        })
+        .await
+    }
+
+    /// Produces to the partition's leader.
+    ///
+    /// # Errors
+    /// The partition's refusal, or `GaveUp`.
+    pub async fn produce(&self, request: ProduceRequest) -> ClientResult<ProduceResponse> {
+        let target = Target::Leader(request.topic.clone(), request.partition);
+        let wire = proto::ProduceRequest {
+            topic: request.topic,
+            partition: request.partition,
+            records: request.records,
+            record_count: request.record_count,
+            max_timestamp: request.max_timestamp,
+            acks: match request.acks {
+                Acks::None => 0,
+                Acks::Leader => 1,
+                Acks::All => -1,
+            },
+            idempotent: request.producer.is_some(),
+            producer_id: request.producer.map_or(0, |p| p.producer_id),
+            producer_epoch: request.producer.map_or(0, |p| p.producer_epoch),
+            base_sequence: request.producer.map_or(0, |p| p.base_sequence),
+            timeout_ms: u32::try_from(request.timeout.as_millis()).unwrap_or(u32::MAX),
+        };
+        self.with_retry(target, |mut rpc, address| {
+            let wire = wire.clone();
+            async move {
+                let reply = rpc
+                    .produce(wire)
+                    .await
+                    .map_err(|s| self.rpc_error(&address, s))?
+                    .into_inner();
+                check(reply.outcome)?;
+                Ok(ProduceResponse {
+                    base_offset: reply.base_offset,
+                    last_offset: reply.last_offset,
+                    log_append_time: reply.log_append_time,
+                })
+            }
+        })
+        .await
+    }
+
+    /// Fetches from the partition's leader.
+    ///
+    /// # Errors
+    /// The partition's refusal (`OffsetOutOfRange` is code 1), or `GaveUp`.
+    pub async fn fetch(&self, request: FetchRequest) -> ClientResult<FetchResponse> {
+        let target = Target::Leader(request.topic.clone(), request.partition);
+        let wire = proto::FetchRequest {
+            topic: request.topic,
+            partition: request.partition,
+            offset: request.offset,
+            max_bytes: u32::try_from(request.max_bytes).unwrap_or(u32::MAX),
+            max_wait_ms: u32::try_from(request.max_wait.as_millis()).unwrap_or(u32::MAX),
+        };
+        self.with_retry(target, |mut rpc, address| {
+            let wire = wire.clone();
+            async move {
+                let reply = rpc
+                    .fetch(wire)
+                    .await
+                    .map_err(|s| self.rpc_error(&address, s))?
+                    .into_inner();
+                check(reply.outcome)?;
+                Ok(FetchResponse {
+                    batches: reply
+                        .batches
+                        .into_iter()
+                        .map(|b| RecordBatch {
+                            base_offset: b.base_offset,
+                            last_offset: b.last_offset,
+                            max_timestamp: b.max_timestamp,
+                            leader_epoch: b.leader_epoch,
+                            records: b.records,
+                        })
+                        .collect(),
+                    high_watermark: reply.high_watermark,
+                    log_start_offset: reply.log_start_offset,
+                })
+            }
+        })
+        .await
+    }
+
+    /// An offset of a partition, from its leader.
+    ///
+    /// # Errors
+    /// The partition's refusal, or `GaveUp`.
+    pub async fn list_offsets(
+        &self,
+        topic: &str,
+        partition: u32,
+        query: OffsetQuery,
+    ) -> ClientResult<Option<u64>> {
+        let wire = proto::ListOffsetsRequest {
+            topic: topic.to_owned(),
+            partition,
+            query: match query {
+                OffsetQuery::Earliest => -2,
+                OffsetQuery::Latest => -1,
+                OffsetQuery::Timestamp(ts) => ts,
+            },
+        };
+        self.with_retry(
+            Target::Leader(topic.to_owned(), partition),
+            |mut rpc, address| {
+                let wire = wire.clone();
+                async move {
+                    let reply = rpc
+                        .list_offsets(wire)
+                        .await
+                        .map_err(|s| self.rpc_error(&address, s))?
+                        .into_inner();
+                    check(reply.outcome)?;
+                    Ok(reply.found.then_some(reply.offset))
+                }
+            },
+        )
+        .await
+    }
+
+    /// Commits a consumer group's offset for one partition.
+    ///
+    /// # Errors
+    /// The controller's refusal, or `GaveUp`.
+    pub async fn commit_offset(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: u32,
+        offset: i64,
+    ) -> ClientResult<()> {
+        let wire = proto::CommitOffsetsRequest {
+            group: group.to_owned(),
+            topic: topic.to_owned(),
+            partition,
+            offset,
+        };
+        self.with_retry(Target::Controller, |mut rpc, address| {
+            let wire = wire.clone();
+            async move {
+                let reply = rpc
+                    .commit_offsets(wire)
+                    .await
+                    .map_err(|s| self.rpc_error(&address, s))?;
+                check(Some(reply.into_inner()))
+            }
+        })
+        .await
+    }
+
+    /// A consumer group's committed offset for one partition.
+    ///
+    /// # Errors
+    /// `GaveUp` when no node answers.
+    pub async fn committed_offset(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: u32,
+    ) -> ClientResult<Option<i64>> {
+        let wire = proto::FetchOffsetRequest {
+            group: group.to_owned(),
+            topic: topic.to_owned(),
+            partition,
+        };
+        self.with_retry(Target::Any, |mut rpc, address| {
+            let wire = wire.clone();
+            async move {
+                let reply = rpc
+                    .fetch_offset(wire)
+                    .await
+                    .map_err(|s| self.rpc_error(&address, s))?
+                    .into_inner();
+                Ok(reply.found.then_some(reply.offset))
+            }
+        })
+        .await
+    }
+
+    /// The status as one node (`node`, or any) sees it.
+    ///
+    /// # Errors
+    /// `Unreachable` when the node does not answer.
+    pub async fn status(&self, node: Option<NodeId>) -> ClientResult<ClusterStatus> {
+        let Some(node) = node else {
+            return self.refresh().await;
+        };
+        let address = self
+            .nodes
+            .lock()
+            .get(&node)
+            .cloned()
+            .ok_or(ClientError::Unreachable {
+                addresses: vec![format!("node {node}")],
+            })?;
+        let mut rpc = self.rpc(&address)?;
+        let reply = rpc
+            .status(proto::StatusRequest {})
+            .await
+            .map_err(|s| self.rpc_error(&address, s))?;
+        Ok(status_from_proto(reply.into_inner()))
+    }
+}
+
+fn topic_from_proto(t: proto::Topic) -> TopicDescription {
+    TopicDescription {
+        name: t.name,
+        topic_id: t.topic_id.to_vec(),
+        replication_factor: t.replication_factor,
+        partitions: t.partitions.into_iter().map(partition_from_proto).collect(),
+        configs: t.configs.into_iter().collect(),
+    }
+}
+
+fn partition_from_proto(p: proto::Partition) -> PartitionDescription {
+    PartitionDescription {
+        topic: p.topic,
+        partition: p.partition,
+        group_id: p.group_id,
+        replicas: p.replicas,
+        leader: (p.leader != 0).then_some(p.leader),
+    }
+}
+
+fn status_from_proto(s: proto::StatusReply) -> ClusterStatus {
+    ClusterStatus {
+        node_id: s.node_id,
+        controller: (s.controller != 0).then_some(s.controller),
+        nodes: s
+            .nodes
+            .into_iter()
+            .map(|n| NodeDescription {
+                id: n.id,
+                raft_address: n.raft_address,
+                client_address: n.client_address,
+                rack: (!n.rack.is_empty()).then_some(n.rack),
+            })
+            .collect(),
+        partitions: s.partitions.into_iter().map(partition_from_proto).collect(),
+        local_groups: s.local_groups,
+        local_leaders: s.local_leaders,
+        local_hibernated: s.local_hibernated,
+        local_partitions: s
+            .local_partitions
+            .into_iter()
+            .map(|p| LocalPartitionStatus {
+                topic: p.topic,
+                partition: p.partition,
+                group_id: p.group_id,
+                leader: p.leader,
+                high_watermark: p.high_watermark,
+                log_start_offset: p.log_start_offset,
+            })
+            .collect(),
+        wal_syncs: s.wal_syncs,
+        wal_bytes_written: s.wal_bytes_written,
+    }
+}
