@@ -2,6 +2,7 @@
 
 mod purge;
 mod snapshot;
+mod sync;
 mod write;
 
 use std::collections::{HashMap, VecDeque};

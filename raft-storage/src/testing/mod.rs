@@ -14,6 +14,7 @@
 //! Helpers here panic on failure, like assertions: they are for tests only.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod fixed;
 mod model;
 
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
@@ -142,7 +143,7 @@ impl<B: StoreBuilder> Suite<B> {
 
     /// Runs everything; panics with the seed and the minimal failing sequence on failure.
     pub fn test_all(mut self) {
-        model::check_fixed_cases(&mut self.builder);
+        fixed::check_fixed_cases(&mut self.builder);
         self.test_sequences();
     }
 
