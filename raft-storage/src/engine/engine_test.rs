@@ -199,3 +199,57 @@ fn handles_are_cheap_and_see_later_writes() {
     let engine2 = engine.clone();
     assert!(Arc::ptr_eq(&engine.inner, &engine2.inner));
 }
+
+#[test]
+fn readers_never_miss_entries_pending_in_a_group_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    // No cache budget at all: entries leave the cache as soon as they are in the file.
+    let engine = LogEngine::open(EngineConfig::new(dir.path()).cache_capacity(0)).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..8u64)
+        .map(|group| {
+            let engine = engine.clone();
+            std::thread::spawn(move || {
+                let mut batch = LogBatch::new();
+                for index in 1..=40 {
+                    batch.append(group, &entries(index..index + 1, 1));
+                    engine.write(&mut batch, true).unwrap();
+                }
+            })
+        })
+        .collect();
+    let reader = {
+        let (engine, stop) = (engine.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let mut reads = 0u64;
+            while !stop.load(Ordering::Acquire) && reads < 1_000_000 {
+                for group in 0..8u64 {
+                    let storage = engine.group(group);
+                    let (first, last) = (storage.first_index(), storage.last_index());
+                    if last >= first {
+                        let read = storage.entries(
+                            first,
+                            last + 1,
+                            None,
+                            raft::GetEntriesContext::empty(false),
+                        );
+                        assert_eq!(
+                            read.expect("entries readable while pending").len() as u64,
+                            last - first + 1
+                        );
+                    }
+                    reads += 1;
+                }
+            }
+            reads
+        })
+    };
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    stop.store(true, Ordering::Release);
+    assert!(reader.join().unwrap() > 0);
+    for group in 0..8u64 {
+        assert_eq!(engine.group(group).last_index(), 40);
+    }
+}
