@@ -58,6 +58,8 @@ pub(crate) struct CacheBudget {
     used: usize,
     /// (group, last index appended, log position after its frame), in log order.
     order: VecDeque<(GroupId, u64, u64)>,
+    /// Queue length that triggers the next cleanup of stale marks.
+    cleanup_at: usize,
 }
 
 #[derive(Debug)]
@@ -126,6 +128,7 @@ impl LogEngine {
                 stats: Counters::default(),
                 cache: Mutex::new(CacheBudget {
                     capacity,
+                    cleanup_at: write::MIN_CLEANUP,
                     ..CacheBudget::default()
                 }),
                 snapshot_requests: Mutex::new(HashMap::new()),

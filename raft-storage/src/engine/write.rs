@@ -12,6 +12,9 @@ use crate::group::{GroupState, IndexEntry, Location};
 use crate::stats::add;
 use crate::GroupId;
 
+/// Length of the cache queue below which stale marks are not cleaned up.
+pub(crate) const MIN_CLEANUP: usize = 65_536;
+
 impl LogEngine {
     /// Writes the batch (any number of groups) with one `write` call and, if `sync`, at most
     /// one `fdatasync`, merged with concurrent writers (group commit): a writer that arrives
@@ -313,7 +316,7 @@ impl LogEngine {
             cache_delta += g.cache_bytes as isize - before;
         }
         cache.used = cache.used.saturating_add_signed(cache_delta);
-        if cache.used > cache.capacity || cache.order.len() > 65_536 {
+        if cache.used > cache.capacity || cache.order.len() > cache.cleanup_at {
             self.inner.cache_pressure.store(true, Ordering::Release);
         }
         self.inner
@@ -346,8 +349,9 @@ impl LogEngine {
                 cache.used = cache.used.saturating_sub(freed);
             }
         }
-        // Entries compacted or truncated away leave stale marks: keep the queue bounded.
-        if cache.order.len() > 65_536 && cache.order.len() > 4 * self.inner.groups.read().len() {
+        // Entries compacted or truncated away leave stale marks: keep the queue bounded,
+        // at amortized O(1) per write (the next cleanup waits until the queue doubles).
+        if cache.order.len() > cache.cleanup_at {
             let groups = self.inner.groups.read();
             cache.order.retain(|(group, upto, _)| {
                 groups.get(group).is_some_and(|cell| {
@@ -355,8 +359,9 @@ impl LogEngine {
                     !g.cache.is_empty() && g.cache_start() <= *upto
                 })
             });
+            cache.cleanup_at = (2 * cache.order.len()).max(MIN_CLEANUP);
         }
-        let pressure = cache.used > cache.capacity || cache.order.len() > 65_536;
+        let pressure = cache.used > cache.capacity || cache.order.len() > cache.cleanup_at;
         self.inner.cache_pressure.store(pressure, Ordering::Release);
         self.inner
             .stats
