@@ -260,7 +260,10 @@ impl ChronikClient {
                     addresses: self.bootstrap.clone(),
                 },
             };
-            if !error.is_retriable() {
+            // An unknown topic may be a catalogue that has not caught up yet: worth a few
+            // quick retries, not the whole deadline.
+            let unknown_topic = error.kafka_code() == Some(3);
+            if !error.is_retriable() || unknown_topic && attempts >= 5 {
                 return Err(error);
             }
             if tokio::time::Instant::now() + backoff > deadline || attempts >= 200 {

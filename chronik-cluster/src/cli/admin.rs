@@ -228,9 +228,12 @@ pub async fn consume(args: ConsumeArgs) -> Result<(), CliError> {
         for batch in &fetched.batches {
             match decode_records(batch.records.clone()) {
                 Some(records) => {
-                    for record in records {
-                        out.write_all(&record)?;
-                        out.write_all(b"\n")?;
+                    // A batch may start before the offset asked for: skip its head.
+                    for (i, record) in records.iter().enumerate() {
+                        if batch.base_offset + i as u64 >= offset {
+                            out.write_all(record)?;
+                            out.write_all(b"\n")?;
+                        }
                     }
                 }
                 None => writeln!(
