@@ -6,7 +6,7 @@
 //!     engine writing 64 KiB batches with sync;
 //! (c) recovery speed of a 1 GiB log (`RECOVERY_MB` shrinks it), warm page cache.
 //!
-//! `BENCH_DIR` picks the directory (default: the system temp dir), `BENCH_SECS` the duration
+//! `BENCH_PARTS` (default `abcd`) picks the parts; `BENCH_DIR` picks the directory (default: the system temp dir), `BENCH_SECS` the duration
 //! of each (a) run (default 2), `BANDWIDTH_MB` the volume of (b) (default 256).
 
 use std::fs::{File, OpenOptions};
@@ -238,16 +238,26 @@ fn main() {
     // `cargo bench` passes --bench; anything else (like `cargo test --benches`) runs a smoke size.
     let smoke = !std::env::args().any(|a| a == "--bench");
     let secs = if smoke { 1 } else { env_u64("BENCH_SECS", 2) };
-    group_commit(secs);
-    bandwidth(if smoke {
-        8
-    } else {
-        env_u64("BANDWIDTH_MB", 256)
-    });
-    recovery(if smoke {
-        16
-    } else {
-        env_u64("RECOVERY_MB", 1024)
-    });
-    idle_overhead();
+    // BENCH_PARTS=abcd (default all) picks the parts to run.
+    let parts = std::env::var("BENCH_PARTS").unwrap_or_else(|_| "abcd".to_string());
+    if parts.contains('a') {
+        group_commit(secs);
+    }
+    if parts.contains('b') {
+        bandwidth(if smoke {
+            8
+        } else {
+            env_u64("BANDWIDTH_MB", 256)
+        });
+    }
+    if parts.contains('c') {
+        recovery(if smoke {
+            16
+        } else {
+            env_u64("RECOVERY_MB", 1024)
+        });
+    }
+    if parts.contains('d') {
+        idle_overhead();
+    }
 }
