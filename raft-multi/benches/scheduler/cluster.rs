@@ -88,6 +88,18 @@ impl AnyCluster {
         }
     }
 
+    /// Commands applied on each node.
+    pub fn applied(&self) -> Vec<u64> {
+        match self {
+            AnyCluster::Ours(c) => c
+                .tallies
+                .iter()
+                .map(|t| t.load(std::sync::atomic::Ordering::Relaxed))
+                .collect(),
+            AnyCluster::Naive(c) => c.applied(),
+        }
+    }
+
     pub fn proposer(&self) -> Proposer {
         match self {
             AnyCluster::Ours(c) => Proposer::Ours(c.proposer()),

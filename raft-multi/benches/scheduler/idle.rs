@@ -58,10 +58,12 @@ pub fn run(driver: Driver, settings: &Settings) -> Report {
     let after = resident_bytes();
     let net = cluster.net();
     let pairs0 = pair_totals(net);
+    let counters0 = cluster.counters();
     let cpu0 = CpuSample::now();
     std::thread::sleep(window);
     let cpu1 = CpuSample::now();
     let pairs1 = pair_totals(net);
+    let counters1 = cluster.counters();
     let cpu = cpu1.since(&cpu0, &[PUMP]);
     let secs = window.as_secs_f64();
     let heartbeats = secs / (settings.tick.as_secs_f64() * settings.heartbeat_ticks as f64);
@@ -94,6 +96,11 @@ pub fn run(driver: Driver, settings: &Settings) -> Report {
     );
     report.add("frames_per_pair_per_heartbeat", max(&frames_per_pair));
     report.add("messages_per_pair_per_sec", max(&messages_per_pair));
+    let pairs = (NODES * (NODES - 1) / 2) as f64;
+    report.add(
+        "driver_messages_per_pair_per_sec",
+        (counters1.messages - counters0.messages) as f64 / pairs / secs,
+    );
     report.add("leaders_end", leaders_end as f64);
     report.add("asleep_end", asleep_end as f64);
     drop(cluster);

@@ -7,14 +7,20 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use crate::cluster::{AnyCluster, Proposer};
-use crate::{env_list, env_u64, wait_for, Driver, Report, Settings, NODES};
+use crate::probe::CpuSample;
+use crate::{env_list, env_u64, wait_for, wait_until, Driver, Report, Settings, NODES};
 
 /// What a closed-loop run measured.
 struct Outcome {
+    /// Answered proposals in the measured window.
     ops: u64,
+    /// Answered proposals in the whole run, warm-up included.
+    acked: u64,
     errors: u64,
     secs: f64,
     latency_us: Histogram<u64>,
+    /// CPU of the process in the measured window, % of one core.
+    cpu_percent: f64,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -47,7 +53,7 @@ fn closed_loop(
             runtime.spawn(async move {
                 let mut hint = (group % NODES) as usize;
                 let mut latency = histogram();
-                let (mut ops, mut errors) = (0u64, 0u64);
+                let (mut ops, mut acked, mut errors) = (0u64, 0u64, 0u64);
                 let mut data = vec![0u8; entry_bytes];
                 // Bounded by `end`.
                 for seq in 0u64.. {
@@ -59,6 +65,7 @@ fn closed_loop(
                     data[..head].copy_from_slice(&seq.to_le_bytes()[..head]);
                     let ok = proposer.propose(group, data.clone(), &mut hint).await;
                     let done = Instant::now();
+                    acked += u64::from(ok);
                     if now < start || done > end {
                         continue;
                     }
@@ -71,20 +78,35 @@ fn closed_loop(
                         tokio::time::sleep(Duration::from_millis(1)).await;
                     }
                 }
-                (ops, errors, latency)
+                (ops, acked, errors, latency)
             })
         })
         .collect();
+    std::thread::sleep(start.saturating_duration_since(Instant::now()));
+    let cpu0 = CpuSample::now();
+    std::thread::sleep(end.saturating_duration_since(Instant::now()));
+    let cpu1 = CpuSample::now();
+    let cpu = cpu1.since(&cpu0, &[]);
+    let kinds: Vec<String> = cpu1
+        .by_thread_kind(&cpu0)
+        .into_iter()
+        .take(6)
+        .map(|(kind, percent)| format!("{kind} {percent:.0}%"))
+        .collect();
+    eprintln!("  CPU by thread: {}", kinds.join(", "));
     let mut outcome = Outcome {
         ops: 0,
+        acked: 0,
         errors: 0,
         secs: duration.as_secs_f64(),
         latency_us: histogram(),
+        cpu_percent: cpu.percent,
     };
     runtime.block_on(async {
         for task in tasks {
-            if let Ok((ops, errors, latency)) = task.await {
+            if let Ok((ops, acked, errors, latency)) = task.await {
                 outcome.ops += ops;
+                outcome.acked += acked;
                 outcome.errors += errors;
                 let _ = outcome.latency_us.add(&latency);
             }
@@ -92,6 +114,17 @@ fn closed_loop(
     });
     runtime.shutdown_timeout(Duration::from_secs(5));
     outcome
+}
+
+/// Nodes that have not applied every acknowledged command within 10 s (expected: 0).
+fn behind(cluster: &AnyCluster, acked: u64) -> u64 {
+    let caught_up = || cluster.applied().iter().all(|&applied| applied >= acked);
+    if wait_until(Duration::from_secs(10), caught_up) {
+        return 0;
+    }
+    let applied = cluster.applied();
+    eprintln!("  applied per node {applied:?} < {acked} acknowledged");
+    applied.iter().filter(|&&a| a < acked).count() as u64
 }
 
 fn elect(cluster: &AnyCluster, groups: u64) {
@@ -109,6 +142,7 @@ pub fn single_group(driver: Driver, settings: &Settings) -> Report {
     elect(&cluster, 1);
     let proposer = cluster.proposer();
     let mut report = Report::default();
+    let mut acked = 0;
     for clients in levels {
         let outcome = closed_loop(
             &proposer,
@@ -135,6 +169,9 @@ pub fn single_group(driver: Driver, settings: &Settings) -> Report {
             outcome.latency_us.value_at_quantile(0.99) as f64,
         );
         report.add(&key("errors"), outcome.errors as f64);
+        report.add(&key("cpu_percent"), outcome.cpu_percent);
+        acked += outcome.acked;
+        report.add(&key("nodes_behind"), behind(&cluster, acked) as f64);
     }
     report
 }
@@ -176,6 +213,8 @@ pub fn produce(driver: Driver, settings: &Settings) -> Report {
     report.add("p50_us", outcome.latency_us.value_at_quantile(0.5) as f64);
     report.add("p99_us", outcome.latency_us.value_at_quantile(0.99) as f64);
     report.add("errors", outcome.errors as f64);
+    report.add("cpu_percent", outcome.cpu_percent);
+    report.add("nodes_behind", behind(&cluster, outcome.acked) as f64);
     // Counted over warm-up and measurement together.
     let syncs = after.syncs - before.syncs;
     report.add("syncs", syncs as f64);

@@ -2,6 +2,9 @@
 //! applied and answers each command with its raft index. Keeping no payloads, it
 //! costs the same in both drivers and does not blur the memory figures.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use bytes::Bytes;
 use raft_fsm::{
     EntryKind, FsmError, LogEntry, MemorySnapshot, SnapshotMeta, SnapshotSource, StateMachine,
@@ -15,11 +18,17 @@ pub struct CountingMachine {
     durable: u64,
     commands: u64,
     bytes: u64,
+    /// Commands applied by every machine of one node.
+    tally: Arc<AtomicU64>,
 }
 
 impl CountingMachine {
-    pub fn new() -> Self {
-        Self::default()
+    /// A machine that also counts its commands into its node's `tally`.
+    pub fn new(tally: &Arc<AtomicU64>) -> Self {
+        CountingMachine {
+            tally: Arc::clone(tally),
+            ..Self::default()
+        }
     }
 
     /// Encodes the state as one snapshot chunk.
@@ -46,6 +55,7 @@ impl StateMachine for CountingMachine {
         }
         self.commands += 1;
         self.bytes += entry.data.len() as u64;
+        self.tally.fetch_add(1, Ordering::Relaxed);
         Ok(Bytes::copy_from_slice(&entry.index.to_le_bytes()))
     }
 
@@ -96,13 +106,13 @@ impl StateMachine for CountingMachine {
             }
             _ => return Err(bad()),
         };
-        *self = CountingMachine {
-            applied: meta.index,
-            term: meta.term,
-            durable: meta.index,
-            commands,
-            bytes,
-        };
+        let gained = commands.saturating_sub(self.commands);
+        self.tally.fetch_add(gained, Ordering::Relaxed);
+        self.applied = meta.index;
+        self.term = meta.term;
+        self.durable = meta.index;
+        self.commands = commands;
+        self.bytes = bytes;
         Ok(())
     }
 }

@@ -34,6 +34,8 @@ pub struct NaiveStats {
     pub messages: AtomicU64,
     pub writes: AtomicU64,
     pub syncs: AtomicU64,
+    /// Replica tasks still running.
+    pub live: AtomicU64,
 }
 
 type Mailboxes = Arc<RwLock<HashMap<u64, mpsc::Sender<Event>>>>;
@@ -67,6 +69,8 @@ impl MessageHandler for Inbound {
 
 struct NaiveNode {
     id: NodeId,
+    /// Commands applied on this node.
+    tally: Arc<AtomicU64>,
     transport: Arc<dyn Transport>,
     mailboxes: Mailboxes,
 }
@@ -100,6 +104,7 @@ impl NaiveCluster {
                 }));
                 NaiveNode {
                     id,
+                    tally: Arc::default(),
                     transport,
                     mailboxes,
                 }
@@ -159,11 +164,12 @@ impl NaiveCluster {
                     transport: Arc::clone(&node.transport),
                     stats: Arc::clone(&self.stats),
                     sync: self.settings.sync,
-                    machine: CountingMachine::new(),
+                    machine: CountingMachine::new(&node.tally),
                     waiters: HashMap::new(),
                     next_id: 0,
                     role: StateRole::Follower,
                 };
+                self.stats.live.fetch_add(1, Ordering::Relaxed);
                 runtime.spawn(replica.run(rx, self.settings.tick));
             }
         }
@@ -184,6 +190,14 @@ impl NaiveCluster {
         self.stats.leaders.load(Ordering::Relaxed).max(0) as u64
     }
 
+    /// Commands applied on each node.
+    pub fn applied(&self) -> Vec<u64> {
+        self.nodes
+            .iter()
+            .map(|n| n.tally.load(Ordering::Relaxed))
+            .collect()
+    }
+
     pub fn proposer(&self) -> NaiveProposer {
         NaiveProposer {
             mailboxes: self
@@ -194,10 +208,15 @@ impl NaiveCluster {
         }
     }
 
-    /// Stops every task (their engines close with them).
+    /// Stops every task (their engines close with them): dropping the mailboxes ends
+    /// each task's loop; the runtime goes once they are done (or after 30 s).
     pub fn shutdown(&mut self) {
         for node in &self.nodes {
             node.mailboxes.write().clear();
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while self.stats.live.load(Ordering::Relaxed) > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
         }
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_timeout(Duration::from_secs(5));

@@ -1,7 +1,7 @@
 //! Our scheduler: one `MultiRaft` per node, one log engine per node, a ticker thread.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -20,6 +20,8 @@ const CHUNK: usize = 1024;
 pub struct OurCluster {
     pub net: LocalNetwork,
     pub multis: Vec<MultiRaft>,
+    /// Commands applied on each node.
+    pub tallies: Vec<Arc<AtomicU64>>,
     stop: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
 }
@@ -64,6 +66,7 @@ impl OurCluster {
         };
         OurCluster {
             net,
+            tallies: multis.iter().map(|_| Arc::default()).collect(),
             multis,
             stop,
             ticker: Some(ticker),
@@ -77,13 +80,16 @@ impl OurCluster {
         for chunk in all.chunks(CHUNK) {
             let calls = chunk.iter().flat_map(|&group| {
                 let voters = voters.clone();
-                self.multis.iter().map(move |multi| {
-                    multi.create_group(GroupSpec::new(
-                        group,
-                        voters.clone(),
-                        Box::new(CountingMachine::new()),
-                    ))
-                })
+                self.multis
+                    .iter()
+                    .zip(&self.tallies)
+                    .map(move |(multi, tally)| {
+                        multi.create_group(GroupSpec::new(
+                            group,
+                            voters.clone(),
+                            Box::new(CountingMachine::new(tally)),
+                        ))
+                    })
             });
             for outcome in futures::executor::block_on(join_all(calls)) {
                 outcome.expect("group created");

@@ -108,6 +108,26 @@ impl CpuSample {
     }
 }
 
+impl CpuSample {
+    /// Percent of one core per kind of thread (name without its trailing numbers),
+    /// busiest first.
+    pub fn by_thread_kind(&self, earlier: &CpuSample) -> Vec<(String, f64)> {
+        let wall = self.at.duration_since(earlier.at).as_nanos().max(1) as f64;
+        let mut kinds: HashMap<String, u64> = HashMap::new();
+        for (tid, (name, ns)) in &self.threads {
+            let before = earlier.threads.get(tid).map_or(0, |(_, ns)| *ns);
+            let kind = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
+            *kinds.entry(kind.to_owned()).or_default() += ns.saturating_sub(before);
+        }
+        let mut out: Vec<(String, f64)> = kinds
+            .into_iter()
+            .map(|(kind, ns)| (kind, ns as f64 * 100.0 / wall))
+            .collect();
+        out.sort_by(|a, b| b.1.total_cmp(&a.1));
+        out
+    }
+}
+
 /// Resident memory of this process, in bytes.
 pub fn resident_bytes() -> u64 {
     let pages = read("/proc/self/statm")

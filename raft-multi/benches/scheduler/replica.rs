@@ -74,6 +74,7 @@ impl Replica {
         if self.role == StateRole::Leader {
             self.stats.leaders.fetch_sub(1, Ordering::Relaxed);
         }
+        self.stats.live.fetch_sub(1, Ordering::Relaxed);
     }
 
     fn handle(&mut self, event: Event) {

@@ -66,6 +66,16 @@ fn target(text: &str, value: Option<f64>, met: impl Fn(f64) -> bool) {
     }
 }
 
+fn rows(list: &[(String, String, Better)], ours: Option<&Figures>, naive: Option<&Figures>) {
+    for (label, key, better) in list {
+        row(label, key, ours, naive, *better);
+    }
+}
+
+fn spec(label: &str, key: &str, better: Better) -> (String, String, Better) {
+    (label.to_owned(), key.to_owned(), better)
+}
+
 pub fn print(scenario: &str, settings: &Settings, ours: Option<&Figures>, naive: Option<&Figures>) {
     let get = |f: Option<&Figures>, key: &str| f.and_then(|f| f.get(key).copied());
     match scenario {
@@ -75,61 +85,48 @@ pub fn print(scenario: &str, settings: &Settings, ours: Option<&Figures>, naive:
                 "idle: {groups} groups x 3 replicas, nothing proposed (heartbeat {:?})",
                 settings.tick * settings.heartbeat_ticks as u32
             ));
-            row(
-                "CPU % of one core (without network pump)",
-                "cpu_percent",
+            rows(
+                &[
+                    spec(
+                        "CPU % of one core (without network pump)",
+                        "cpu_percent",
+                        Better::Lower,
+                    ),
+                    spec(
+                        "CPU % of one core (whole process)",
+                        "cpu_percent_process",
+                        Better::Lower,
+                    ),
+                    spec(
+                        "CPU % of the in-process network pump",
+                        "cpu_percent_pump",
+                        Better::Lower,
+                    ),
+                    spec(
+                        "resident memory per replica (bytes)",
+                        "mem_bytes_per_replica",
+                        Better::Lower,
+                    ),
+                    spec(
+                        "frames per node pair per heartbeat interval",
+                        "frames_per_pair_per_heartbeat",
+                        Better::Lower,
+                    ),
+                    spec(
+                        "raft messages per node pair per second",
+                        "messages_per_pair_per_sec",
+                        Better::Lower,
+                    ),
+                    spec(
+                        "  same, from the driver's own counters (mean)",
+                        "driver_messages_per_pair_per_sec",
+                        Better::Lower,
+                    ),
+                    spec("groups led at the end", "leaders_end", Better::None),
+                    spec("replicas asleep at the end", "asleep_end", Better::None),
+                ],
                 ours,
                 naive,
-                Better::Lower,
-            );
-            row(
-                "CPU % of one core (whole process)",
-                "cpu_percent_process",
-                ours,
-                naive,
-                Better::Lower,
-            );
-            row(
-                "CPU % of the in-process network pump",
-                "cpu_percent_pump",
-                ours,
-                naive,
-                Better::Lower,
-            );
-            row(
-                "resident memory per replica (bytes)",
-                "mem_bytes_per_replica",
-                ours,
-                naive,
-                Better::Lower,
-            );
-            row(
-                "frames per node pair per heartbeat interval",
-                "frames_per_pair_per_heartbeat",
-                ours,
-                naive,
-                Better::Lower,
-            );
-            row(
-                "raft messages per node pair per second",
-                "messages_per_pair_per_sec",
-                ours,
-                naive,
-                Better::Lower,
-            );
-            row(
-                "groups led at the end",
-                "leaders_end",
-                ours,
-                naive,
-                Better::None,
-            );
-            row(
-                "replicas asleep at the end",
-                "asleep_end",
-                ours,
-                naive,
-                Better::None,
             );
             let cpu_ratio = ratio(
                 get(ours, "cpu_percent"),
@@ -157,36 +154,32 @@ pub fn print(scenario: &str, settings: &Settings, ours: Option<&Figures>, naive:
         "single-group" => {
             header("single-group: 1 group, 3 nodes, memory engine, 8-byte entries, closed loop");
             for clients in env_list("BENCH_CLIENTS", &[1, 64, 1024]) {
-                let key = |what: &str| format!("c{clients}_{what}");
-                row(
-                    &format!("{clients} clients: ops/s"),
-                    &key("ops_per_sec"),
+                let line = |what: &str, key: &str, better| {
+                    spec(
+                        &format!("{clients} clients: {what}"),
+                        &format!("c{clients}_{key}"),
+                        better,
+                    )
+                };
+                rows(
+                    &[
+                        line("ops/s", "ops_per_sec", Better::Higher),
+                        line("latency p50 (us)", "p50_us", Better::Lower),
+                        line("latency p99 (us)", "p99_us", Better::Lower),
+                        line("failed proposals", "errors", Better::None),
+                        line("CPU % of one core", "cpu_percent", Better::None),
+                        line("nodes missing acked entries", "nodes_behind", Better::None),
+                    ],
                     ours,
                     naive,
-                    Better::Higher,
-                );
-                row(
-                    &format!("{clients} clients: latency p50 (us)"),
-                    &key("p50_us"),
-                    ours,
-                    naive,
-                    Better::Lower,
-                );
-                row(
-                    &format!("{clients} clients: latency p99 (us)"),
-                    &key("p99_us"),
-                    ours,
-                    naive,
-                    Better::Lower,
-                );
-                row(
-                    &format!("{clients} clients: failed proposals"),
-                    &key("errors"),
-                    ours,
-                    naive,
-                    Better::None,
                 );
             }
+            let one = get(ours, "c1_p50_us");
+            target("ours with 1 client: p50 latency < 40 us", one, |v| v < 40.0);
+            let most = get(ours, "c1024_ops_per_sec");
+            target("ours with 1024 clients: >= 2,000,000 ops/s", most, |v| {
+                v >= 2e6
+            });
         }
         "produce" => {
             let g = get(ours, "groups").unwrap_or(0.0);
@@ -195,25 +188,36 @@ pub fn print(scenario: &str, settings: &Settings, ours: Option<&Figures>, naive:
             header(&format!(
                 "produce: {g} groups, {c} clients, {b}-byte entries, write-ahead log with sync"
             ));
-            row("entries/s", "entries_per_sec", ours, naive, Better::Higher);
-            row("MB/s (payload)", "mb_per_sec", ours, naive, Better::Higher);
-            row("latency p50 (us)", "p50_us", ours, naive, Better::Lower);
-            row("latency p99 (us)", "p99_us", ours, naive, Better::Lower);
-            row(
-                "synced writes (incl. warm-up)",
-                "syncs",
+            rows(
+                &[
+                    spec("entries/s", "entries_per_sec", Better::Higher),
+                    spec("MB/s (payload)", "mb_per_sec", Better::Higher),
+                    spec("latency p50 (us)", "p50_us", Better::Lower),
+                    spec("latency p99 (us)", "p99_us", Better::Lower),
+                    spec("synced writes (incl. warm-up)", "syncs", Better::Lower),
+                    spec(
+                        "raft messages sent (incl. warm-up)",
+                        "messages",
+                        Better::None,
+                    ),
+                    spec("failed proposals", "errors", Better::None),
+                    spec("CPU % of one core", "cpu_percent", Better::None),
+                    spec(
+                        "nodes missing acked entries after 10 s",
+                        "nodes_behind",
+                        Better::None,
+                    ),
+                ],
                 ours,
                 naive,
-                Better::Lower,
             );
-            row(
-                "raft messages sent (incl. warm-up)",
-                "messages",
-                ours,
-                naive,
-                Better::None,
+            let speedup = ratio(
+                get(ours, "entries_per_sec"),
+                get(naive, "entries_per_sec"),
+                Better::Higher,
             );
-            row("failed proposals", "errors", ours, naive, Better::None);
+            println!();
+            target("ours entries/s >= 10x naive", speedup, |r| r >= 10.0);
         }
         _ => {}
     }
