@@ -87,6 +87,12 @@ pub enum Error {
         /// One past the last index asked for.
         high: u64,
     },
+    /// Another engine (in this or another process) has the directory open.
+    #[error("log directory {} is locked by another engine", path.display())]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
     /// A protobuf message could not be encoded.
     #[error("cannot encode a protobuf message: {0}")]
     Encode(#[from] protobuf::ProtobufError),

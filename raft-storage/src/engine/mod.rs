@@ -80,6 +80,9 @@ pub(crate) struct Inner {
     pub memory_snapshots: Mutex<HashMap<GroupId, Snapshot>>,
     #[cfg(feature = "wal")]
     pub wal: Option<crate::wal::Wal>,
+    /// Held (flock) while the engine lives, so one directory has one engine.
+    #[cfg(feature = "wal")]
+    pub _lock: Option<std::fs::File>,
     #[cfg(any(test, feature = "failpoints"))]
     pub fail_next_sync: AtomicBool,
     #[cfg_attr(not(feature = "wal"), allow(dead_code))]
@@ -110,8 +113,13 @@ impl LogEngine {
         groups: HashMap<GroupId, GroupState>,
         capacity: usize,
         purge: PurgePolicy,
-        #[cfg(feature = "wal")] wal: Option<crate::wal::Wal>,
+        #[cfg(feature = "wal")] wal: Option<(crate::wal::Wal, std::fs::File)>,
     ) -> LogEngine {
+        #[cfg(feature = "wal")]
+        let (wal, lock) = match wal {
+            Some((wal, lock)) => (Some(wal), Some(lock)),
+            None => (None, None),
+        };
         let groups = groups
             .into_iter()
             .map(|(id, state)| (id, Arc::new(RwLock::new(state))))
@@ -135,6 +143,8 @@ impl LogEngine {
                 memory_snapshots: Mutex::new(HashMap::new()),
                 #[cfg(feature = "wal")]
                 wal,
+                #[cfg(feature = "wal")]
+                _lock: lock,
                 #[cfg(any(test, feature = "failpoints"))]
                 fail_next_sync: AtomicBool::new(false),
                 purge,
@@ -171,6 +181,13 @@ impl LogEngine {
         config.validate()?;
         let dir = config.get_dir();
         std::fs::create_dir_all(dir)?;
+        let lock_path = dir.join("LOCK");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)?;
+        fs2::FileExt::try_lock_exclusive(&lock).map_err(|_| Error::Locked { path: lock_path })?;
         let recovered = crate::wal::recovery::recover(dir)?;
         let wal = crate::wal::Wal::new(dir, config.get_segment_size(), &recovered.segments)?;
         let next = recovered
@@ -188,7 +205,7 @@ impl LogEngine {
                 lag_segments: config.get_purge_lag_segments(),
                 rewrite_threshold: config.get_rewrite_threshold(),
             },
-            Some(wal),
+            Some((wal, lock)),
         );
         engine.inner.write.lock().active = Some(active);
         let stats = &engine.inner.stats;

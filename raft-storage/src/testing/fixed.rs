@@ -82,6 +82,7 @@ pub(super) fn check_fixed_cases<B: StoreBuilder>(builder: &mut B) {
             StorageError::SnapshotTemporarilyUnavailable
         ))
     );
+    drop(storage); // handles keep the engine (and its directory lock) alive
     let engine = builder.reopen(engine);
     let storage = engine.group(9);
     assert_eq!(storage.snapshot(8, 2), Ok(snapshot));
@@ -135,6 +136,7 @@ pub(super) fn check_fixed_cases<B: StoreBuilder>(builder: &mut B) {
     engine.write(&mut batch, true).unwrap();
     assert_eq!(Storage::last_index(&storage), Ok(0));
     assert!(engine.group_ids().is_empty());
+    drop(storage);
     let engine = builder.reopen(engine);
     assert!(engine.group_ids().is_empty());
     assert_eq!(Storage::last_index(&engine.group(9)), Ok(0));

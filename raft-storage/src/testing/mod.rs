@@ -27,7 +27,8 @@ pub trait StoreBuilder {
     /// A new, empty engine.
     fn fresh(&mut self) -> LogEngine;
     /// The same engine after a restart: the file engine reopens its directory (so only what
-    /// was written survives), the in-memory one is returned as is.
+    /// was written survives), the in-memory one is returned as is. Drop every
+    /// `GroupStorage` handle first: they keep the engine, and its directory lock, alive.
     fn reopen(&mut self, engine: LogEngine) -> LogEngine;
 }
 
