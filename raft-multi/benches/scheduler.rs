@@ -19,6 +19,7 @@
 //! | `BENCH_TICK_MS` | 100 | tick interval; heartbeat 1 tick, election 10 ticks |
 //! | `BENCH_WORKERS` | cores | scheduler workers per node / naive runtime threads |
 //! | `BENCH_DIR` | temp dir | where produce puts its write-ahead logs |
+//! | `BENCH_NAIVE_INLINE_SYNC` | 0 | 1: the naive driver syncs on its runtime threads |
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -87,6 +88,10 @@ pub struct Settings {
     /// Scheduler workers per node; threads of the naive driver's runtime.
     pub workers: usize,
     pub sync: bool,
+    /// Naive driver: sync on the runtime thread (as raftify does) rather than in
+    /// `block_in_place`, which lets other replicas run meanwhile (the default, kinder to
+    /// the baseline).
+    pub naive_inline_sync: bool,
 }
 
 impl Settings {
@@ -99,6 +104,7 @@ impl Settings {
             hibernate_after_ticks: 10,
             workers: env_u64("BENCH_WORKERS", cores as u64).max(1) as usize,
             sync: true,
+            naive_inline_sync: env_u64("BENCH_NAIVE_INLINE_SYNC", 0) == 1,
         }
     }
 }
@@ -243,9 +249,15 @@ fn main() {
         .collect();
     let settings = Settings::from_env();
     println!(
-        "raft-multi scheduler benchmark: {NODES} nodes in one process, tick {:?}, {} workers, {} cores",
+        "raft-multi scheduler benchmark: {NODES} nodes in one process, tick {:?}, {} workers, \
+         naive syncs {}, {} cores",
         settings.tick,
         settings.workers,
+        if settings.naive_inline_sync {
+            "on its runtime threads"
+        } else {
+            "in block_in_place"
+        },
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let started = Instant::now();
@@ -269,13 +281,14 @@ fn main() {
             let block = 1 << 20;
             match floor::disk_limit(block, Duration::from_secs(2)) {
                 Some(rate) => println!(
-                    "disk limit: {:.1} MB/s of {} KiB writes each followed by fdatasync; \
-                     with {NODES} replicas on this one disk, {:.1} MB/s of payload at most",
-                    rate / 1e6,
+                    "disk reference: one writer, {} KiB writes each followed by fdatasync: \
+                     {:.1} MB/s ({:.1} MB/s of payload when {NODES} replicas share this disk; \
+                     concurrent writers may get more)",
                     block >> 10,
+                    rate / 1e6,
                     rate / 1e6 / NODES as f64
                 ),
-                None => println!("disk limit: not measured (temporary directory unusable)"),
+                None => println!("disk reference: not measured (temporary directory unusable)"),
             }
         }
     }

@@ -86,6 +86,7 @@ pub fn run(driver: Driver, settings: &Settings) -> Report {
     }
     let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
     let (leaders_end, asleep_end) = (cluster.leaders(), cluster.hibernated());
+    let (wake_p50, wake_max, wake_failed) = first_proposals(&cluster, groups);
     report.add("groups", groups as f64);
     report.add("cpu_percent", cpu.percent);
     report.add("cpu_percent_pump", cpu.excluded_percent);
@@ -103,6 +104,42 @@ pub fn run(driver: Driver, settings: &Settings) -> Report {
     );
     report.add("leaders_end", leaders_end as f64);
     report.add("asleep_end", asleep_end as f64);
+    report.add("first_proposal_p50_us", wake_p50 as f64);
+    report.add("first_proposal_max_us", wake_max as f64);
+    report.add("first_proposal_failed", wake_failed as f64);
     drop(cluster);
     report
+}
+
+/// After the quiet window, one proposal each to up to 100 groups spread over the range,
+/// one after the other: under our scheduler each wakes a sleeping group. Returns the
+/// latency p50 and max in microseconds, and how many failed (after retries for 5 s).
+fn first_proposals(cluster: &AnyCluster, groups: u64) -> (u64, u64, u64) {
+    let proposer = cluster.proposer();
+    let sample = groups.min(100);
+    let mut latencies = Vec::new();
+    let mut failed = 0;
+    for i in 0..sample {
+        let group = 1 + i * groups / sample;
+        let mut hint = (group % NODES) as usize;
+        let start = Instant::now();
+        let until = start + Duration::from_secs(5);
+        // Bounded by `until`.
+        let ok = loop {
+            if futures::executor::block_on(proposer.propose(group, vec![7; 8], &mut hint)) {
+                break true;
+            }
+            if Instant::now() > until {
+                break false;
+            }
+        };
+        if ok {
+            latencies.push(start.elapsed().as_micros() as u64);
+        } else {
+            failed += 1;
+        }
+    }
+    latencies.sort_unstable();
+    let p50 = latencies.get(latencies.len() / 2).copied().unwrap_or(0);
+    (p50, latencies.last().copied().unwrap_or(0), failed)
 }

@@ -164,6 +164,7 @@ impl NaiveCluster {
                     transport: Arc::clone(&node.transport),
                     stats: Arc::clone(&self.stats),
                     sync: self.settings.sync,
+                    inline_sync: self.settings.naive_inline_sync,
                     machine: CountingMachine::new(&node.tally),
                     waiters: HashMap::new(),
                     next_id: 0,

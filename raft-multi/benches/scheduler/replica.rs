@@ -43,6 +43,8 @@ pub struct Replica {
     pub transport: Arc<dyn Transport>,
     pub stats: Arc<NaiveStats>,
     pub sync: bool,
+    /// Sync on the runtime thread itself (raftify's way) instead of `block_in_place`.
+    pub inline_sync: bool,
     pub machine: CountingMachine,
     /// Proposals waiting for their entry, by the proposal id carried in its context.
     pub waiters: HashMap<u64, oneshot::Sender<Result<u64, Refused>>>,
@@ -128,9 +130,13 @@ impl Replica {
         self.stats.writes.fetch_add(1, Ordering::Relaxed);
         if sync {
             self.stats.syncs.fetch_add(1, Ordering::Relaxed);
-            // Let the runtime move other tasks away while this one waits for the disk.
             let engine = &self.engine;
-            tokio::task::block_in_place(|| engine.write(batch, true)).map(|_| ())
+            if self.inline_sync {
+                engine.write(batch, true).map(|_| ())
+            } else {
+                // Let the runtime move other tasks away while this one waits for the disk.
+                tokio::task::block_in_place(|| engine.write(batch, true)).map(|_| ())
+            }
         } else {
             self.engine.write(batch, false).map(|_| ())
         }

@@ -40,7 +40,7 @@ fn row(label: &str, key: &str, ours: Option<&Figures>, naive: Option<&Figures>, 
     let n = naive.and_then(|f| f.get(key).copied());
     let r = ratio(o, n, better).map_or("-".to_owned(), |r| format!("{r:.1}x"));
     println!(
-        "| {label:<44} | {:>12} | {:>12} | {r:>10} |",
+        "| {label:<50} | {:>12} | {:>12} | {r:>10} |",
         fmt(o),
         fmt(n)
     );
@@ -49,10 +49,10 @@ fn row(label: &str, key: &str, ours: Option<&Figures>, naive: Option<&Figures>, 
 fn header(title: &str) {
     println!("\n## {title}\n");
     println!(
-        "| {:<44} | {:>12} | {:>12} | {:>10} |",
+        "| {:<50} | {:>12} | {:>12} | {:>10} |",
         "figure", "ours", "naive", "ours better"
     );
-    println!("|{:-<46}|{:-<14}|{:-<14}|{:-<12}|", "", "", "", "");
+    println!("|{:-<52}|{:-<14}|{:-<14}|{:-<12}|", "", "", "", "");
 }
 
 fn target(text: &str, value: Option<f64>, met: impl Fn(f64) -> bool) {
@@ -124,6 +124,13 @@ pub fn print(scenario: &str, settings: &Settings, ours: Option<&Figures>, naive:
                     ),
                     spec("groups led at the end", "leaders_end", Better::None),
                     spec("replicas asleep at the end", "asleep_end", Better::None),
+                    spec(
+                        "then a first proposal to 100 groups: p50 (us)",
+                        "first_proposal_p50_us",
+                        Better::Lower,
+                    ),
+                    spec("  max (us)", "first_proposal_max_us", Better::Lower),
+                    spec("  failed", "first_proposal_failed", Better::None),
                 ],
                 ours,
                 naive,
