@@ -165,7 +165,9 @@ impl MultiRaft {
 
     /// Changes the group's membership: one step as a simple change, several with joint
     /// consensus (left automatically). One change at a time per group. Returns the
-    /// configuration once the change is applied on the leader.
+    /// configuration once the change is applied on the leader. A leader asked to remove
+    /// itself first hands leadership to a voter that keeps up and answers `NotLeader`
+    /// naming it: retry there.
     ///
     /// # Errors
     /// `NotLeader`, `ChangeInProgress`, `InvalidChange`.

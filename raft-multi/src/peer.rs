@@ -235,6 +235,26 @@ impl Peer {
         if changes.is_empty() {
             return answer(reply, Ok(self.conf_state.clone()));
         }
+        // raft-rs keeps a leader that removed itself leading a group it is no longer in.
+        // A leader therefore never removes itself: it hands leadership to a voter that
+        // keeps up, and the caller retries there.
+        let me = self.node.raft.id;
+        if changes.contains(&MembershipChange::Remove(me)) {
+            let successor = self
+                .in_sync()
+                .into_iter()
+                .find(|&n| n != me && !changes.contains(&MembershipChange::Remove(n)));
+            if let Some(target) = successor {
+                self.node.transfer_leader(target);
+            }
+            return answer(
+                reply,
+                Err(Error::NotLeader {
+                    group: self.id,
+                    leader: successor,
+                }),
+            );
+        }
         let cc = MembershipChange::to_conf_change(&changes);
         // Validate against the current configuration first, so a bad change is refused
         // at once instead of being committed and failing on every replica.
@@ -423,7 +443,29 @@ impl Peer {
             hibernated: self.hibernated,
             voters: self.conf_state.voters.clone(),
             learners: self.conf_state.learners.clone(),
+            in_sync: self.in_sync(),
         }
+    }
+
+    /// On a leader, the voters that keep up: itself, and followers whose appends are
+    /// streaming (replicate state, not paused by a full window). Empty elsewhere.
+    fn in_sync(&self) -> Vec<NodeId> {
+        let raft = &self.node.raft;
+        if raft.state != StateRole::Leader {
+            return Vec::new();
+        }
+        let mut in_sync: Vec<NodeId> = raft
+            .prs()
+            .iter()
+            .filter(|(&id, pr)| {
+                self.conf_state.voters.contains(&id)
+                    && (id == raft.id
+                        || pr.state == raft::ProgressState::Replicate && !pr.is_paused())
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        in_sync.sort_unstable();
+        in_sync
     }
 
     pub(crate) fn is_snapshot_target(&self, snapshot_index: u64, term: u64) -> bool {

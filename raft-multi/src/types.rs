@@ -151,4 +151,7 @@ pub struct GroupStatus {
     pub voters: Vec<NodeId>,
     /// Learners of the current configuration.
     pub learners: Vec<NodeId>,
+    /// On the leader, the voters keeping up with its log (itself included); empty on
+    /// other replicas. Kafka's in-sync replica set, for `min.insync.replicas`.
+    pub in_sync: Vec<NodeId>,
 }

@@ -120,3 +120,104 @@ fn a_removed_group_is_gone_and_its_waiters_answered() {
         );
     }
 }
+
+#[test]
+fn membership_changes_under_load_lose_and_duplicate_nothing() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let mut c = Cluster::new(5, Engine::Memory);
+    c.create_group(8, &[1, 2, 3]);
+    c.wait_leader(8);
+    c.add_joining_replica(4, 8);
+    c.add_joining_replica(5, 8);
+    let multis: Vec<raft_multi::MultiRaft> = (1..=5).map(|n| c.multi(n).clone()).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    // A client proposing continuously to whichever node leads, recording what was
+    // acknowledged.
+    let load = {
+        let (stop, acked, multis) = (Arc::clone(&stop), Arc::clone(&acked), multis.clone());
+        std::thread::spawn(move || {
+            for i in 0..100_000u32 {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let value = format!("load-{i}");
+                let leader = multis.iter().find(|m| m.is_leader(8)).cloned();
+                let Some(multi) = leader else {
+                    std::thread::sleep(Duration::from_millis(2));
+                    continue;
+                };
+                if let Some(Ok(_)) = block_timeout(
+                    multi.propose(8, value.clone().into_bytes()),
+                    Duration::from_secs(2),
+                ) {
+                    acked.lock().unwrap().push(value);
+                }
+            }
+        })
+    };
+    let progress = |at_least: usize| {
+        wait_until("the load to make progress", || {
+            (acked.lock().unwrap().len() >= at_least).then_some(())
+        })
+        .unwrap();
+    };
+    let change = |changes: Vec<MembershipChange>| {
+        let before = acked.lock().unwrap().len();
+        progress(before + 20);
+        let cs = wait_until("a membership change under load", || {
+            let leader = c.leader(8)?;
+            match block_timeout(
+                c.multi(leader).change_membership(8, changes.clone()),
+                Duration::from_secs(5),
+            )? {
+                Ok(cs) => Some(cs),
+                Err(e) if e.is_retriable() => None,
+                Err(e) => panic!("membership change failed: {e}"),
+            }
+        })
+        .unwrap();
+        let after = acked.lock().unwrap().len();
+        progress(after + 20);
+        cs
+    };
+    change(vec![MembershipChange::AddLearner(4)]);
+    change(vec![MembershipChange::AddVoter(4)]);
+    // Swap voter 1 for 5 in one joint-consensus step.
+    change(vec![
+        MembershipChange::AddVoter(5),
+        MembershipChange::Remove(1),
+    ]);
+    let voters = wait_until("the joint configuration to be left", || {
+        let leader = c.leader(8)?;
+        let s = block(c.multi(leader).status(8)).ok()?;
+        let mut voters = s.voters;
+        voters.sort_unstable();
+        (!voters.contains(&1) && voters.contains(&5) && s.learners.is_empty()).then_some(voters)
+    })
+    .unwrap();
+    assert_eq!(voters, vec![2, 3, 4, 5]);
+    stop.store(true, Ordering::SeqCst);
+    load.join().unwrap();
+    let acked = acked.lock().unwrap().clone();
+    let members = [2u64, 3, 4, 5];
+    let log = wait_until("the new members to converge", || {
+        let states: Vec<_> = members.iter().map(|&n| c.state(n, 8)).collect();
+        let first = states[0].commands.clone();
+        (first.len() >= acked.len() && states.iter().all(|s| s.commands == first)).then_some(first)
+    })
+    .unwrap();
+    let values: Vec<String> = log
+        .iter()
+        .map(|(_, d)| String::from_utf8(d.to_vec()).unwrap())
+        .collect();
+    for v in &acked {
+        let copies = values.iter().filter(|x| *x == v).count();
+        assert_eq!(
+            copies, 1,
+            "{v} was acknowledged but is in the log {copies} times"
+        );
+    }
+}
