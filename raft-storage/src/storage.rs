@@ -147,14 +147,13 @@ impl raft::Storage for GroupStorage {
                 }
                 return Ok(out);
             }
-            // Read the rest after the lock is released; the cached tail is copied now.
-            let mut tail = Vec::new();
+            // Read under the group's read lock: while it is held the group cannot compact,
+            // so the segments holding these entries stay pinned and purge leaves them alone.
+            self.read_from_disk(&from_disk, &mut out)?;
             for idx in low.max(cache_start)..end {
-                tail.push(g.cache[(idx - cache_start) as usize].clone());
+                out.push(g.cache[(idx - cache_start) as usize].clone());
             }
             drop(g);
-            self.read_from_disk(&from_disk, &mut out)?;
-            out.extend(tail);
         }
         Ok(out)
     }

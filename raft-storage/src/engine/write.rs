@@ -299,9 +299,12 @@ impl LogEngine {
                     }
                     let first = entries.first().map_or(0, |e| e.index);
                     g.append(first, &state.spans, Some(entries));
-                    if segment != 0 {
-                        if let Some(last) = entries.last() {
-                            cache.order.push_back((group, last.index, state.written));
+                    if let (true, Some(last)) = (segment != 0, entries.last()) {
+                        let mark = (group, last.index, state.written);
+                        // Consecutive appends of one group share a mark.
+                        match cache.order.back_mut() {
+                            Some(back) if back.0 == group => *back = mark,
+                            _ => cache.order.push_back(mark),
                         }
                     }
                 }
