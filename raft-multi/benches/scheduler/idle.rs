@@ -114,12 +114,17 @@ pub fn run(driver: Driver, settings: &Settings) -> Report {
 /// After the quiet window, one proposal each to up to 100 groups spread over the range,
 /// one after the other: under our scheduler each wakes a sleeping group. Returns the
 /// latency p50 and max in microseconds, and how many failed (after retries for 5 s).
+/// Stops sampling after 10 s in all (a saturated driver answers slowly).
 fn first_proposals(cluster: &AnyCluster, groups: u64) -> (u64, u64, u64) {
     let proposer = cluster.proposer();
     let sample = groups.min(100);
     let mut latencies = Vec::new();
     let mut failed = 0;
+    let budget = Instant::now() + Duration::from_secs(10);
     for i in 0..sample {
+        if Instant::now() > budget {
+            break;
+        }
         let group = 1 + i * groups / sample;
         let mut hint = (group % NODES) as usize;
         let start = Instant::now();

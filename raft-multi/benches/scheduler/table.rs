@@ -125,7 +125,7 @@ pub fn print(scenario: &str, settings: &Settings, ours: Option<&Figures>, naive:
                     spec("groups led at the end", "leaders_end", Better::None),
                     spec("replicas asleep at the end", "asleep_end", Better::None),
                     spec(
-                        "then a first proposal to 100 groups: p50 (us)",
+                        "then a first proposal to <=100 groups: p50 (us)",
                         "first_proposal_p50_us",
                         Better::Lower,
                     ),
