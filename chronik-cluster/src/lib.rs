@@ -60,6 +60,8 @@ mod wait;
 #[cfg(feature = "grpc")]
 pub mod client;
 #[cfg(feature = "grpc")]
+mod metrics_http;
+#[cfg(feature = "grpc")]
 mod service;
 #[cfg(feature = "grpc")]
 mod tls;

@@ -165,18 +165,23 @@ type GrpcHandle = Option<Arc<raft_transport::grpc::GrpcTransport>>;
 #[cfg(not(feature = "grpc"))]
 type GrpcHandle = Option<()>;
 
-/// The client gRPC service, served by nodes that talk gRPC.
+/// The client gRPC service (and `/metrics` when configured), served by nodes that
+/// talk gRPC.
 #[cfg(feature = "grpc")]
-async fn start_service(inner: &Arc<NodeInner>, enabled: bool) -> Result<Option<JoinHandle<()>>> {
+async fn start_service(inner: &Arc<NodeInner>, enabled: bool) -> Result<Vec<JoinHandle<()>>> {
     if !enabled {
-        return Ok(None);
+        return Ok(Vec::new());
     }
-    Ok(Some(crate::service::serve(Arc::clone(inner)).await?))
+    let mut tasks = vec![crate::service::serve(Arc::clone(inner)).await?];
+    if let Some(address) = inner.config.metrics_addr {
+        tasks.push(crate::metrics_http::serve(Arc::clone(inner), address).await?);
+    }
+    Ok(tasks)
 }
 
 #[cfg(not(feature = "grpc"))]
-async fn start_service(_inner: &Arc<NodeInner>, _enabled: bool) -> Result<Option<JoinHandle<()>>> {
-    Ok(None)
+async fn start_service(_inner: &Arc<NodeInner>, _enabled: bool) -> Result<Vec<JoinHandle<()>>> {
+    Ok(Vec::new())
 }
 
 #[cfg(feature = "grpc")]

@@ -33,10 +33,25 @@ async fn read_all(client: &ChronikClient, topic: &str, partition: u32) -> Vec<St
     }
 }
 
+/// A plain HTTP/1.1 GET on loopback.
+async fn http_get(port: u16, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_grpc_nodes_replicate_and_a_restarted_node_catches_up() {
     let dir = tempfile::tempdir().unwrap();
-    let configs = configs(dir.path());
+    let mut configs = configs(dir.path());
+    let metrics_port = common::free_ports(1)[0];
+    configs[0].metrics_addr = Some(format!("127.0.0.1:{metrics_port}").parse().unwrap());
     let mut nodes = start(&configs).await;
     let client = ChronikClient::connect(&client_addresses(&configs))
         .await
@@ -68,6 +83,19 @@ async fn three_grpc_nodes_replicate_and_a_restarted_node_catches_up() {
             .await
             .unwrap();
         assert_eq!((r.base_offset, r.last_offset), (0, 9));
+    }
+    // Node 1's Prometheus endpoint shows the scheduler, the WAL and its partitions.
+    let metrics = http_get(metrics_port, "/metrics").await;
+    assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+    for name in [
+        "chronik_raft_groups 4",
+        "chronik_wal_syncs_total",
+        "chronik_partition_high_watermark{topic=\"events\"",
+    ] {
+        assert!(
+            metrics.contains(name),
+            "{name} missing from /metrics:\n{metrics}"
+        );
     }
     // Stop node 3; the others keep serving every partition.
     let stopped = nodes.pop().unwrap();
