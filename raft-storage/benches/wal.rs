@@ -72,33 +72,43 @@ fn run_writers(threads: u64, secs: u64, write: impl Fn(u64, u64) + Send + Sync +
 }
 
 fn group_commit(secs: u64) {
-    println!("(a) synced appends, 128-byte entries + hard state, one group per writer");
+    println!("(a) synced appends, 128-byte entries + hard state, one group per writer;");
+    println!("    baseline and engine alternate in 2 rounds of {secs} s each, rates are averages");
     println!("    writers   per-write fdatasync   engine (group commit)   ratio   batches/sync");
     for threads in [1u64, 16, 256] {
         let dir = bench_dir();
-        let file = Mutex::new(File::create(dir.path().join("baseline")).expect("baseline file"));
-        let record = vec![0xcd; 160];
-        let baseline = run_writers(threads, secs, move |_, _| {
-            let mut file = file.lock();
-            file.write_all(&record).expect("write");
-            file.sync_data().expect("fdatasync");
-        });
+        let file = Arc::new(Mutex::new(
+            File::create(dir.path().join("baseline")).expect("baseline file"),
+        ));
         let engine = LogEngine::open(EngineConfig::new(dir.path().join("wal"))).expect("open");
-        let writer = engine.clone();
-        let ours = run_writers(threads, secs, move |group, index| {
-            let mut batch = LogBatch::new();
-            batch.append(group, &[entry(index, 128)]);
-            batch.set_hard_state(
-                group,
-                &HardState {
-                    term: 1,
-                    vote: 1,
-                    commit: index,
-                    ..Default::default()
-                },
-            );
-            writer.write(&mut batch, true).expect("engine write");
-        });
+        let next_index: Arc<Vec<AtomicU64>> =
+            Arc::new((0..threads).map(|_| AtomicU64::new(1)).collect());
+        let (mut baseline, mut ours) = (0.0, 0.0);
+        for _ in 0..2 {
+            let file = Arc::clone(&file);
+            let record = vec![0xcd; 160];
+            baseline += run_writers(threads, secs, move |_, _| {
+                let mut file = file.lock();
+                file.write_all(&record).expect("write");
+                file.sync_data().expect("fdatasync");
+            }) / 2.0;
+            let (writer, next_index) = (engine.clone(), Arc::clone(&next_index));
+            ours += run_writers(threads, secs, move |group, _| {
+                let index = next_index[group as usize].fetch_add(1, Ordering::Relaxed);
+                let mut batch = LogBatch::new();
+                batch.append(group, &[entry(index, 128)]);
+                batch.set_hard_state(
+                    group,
+                    &HardState {
+                        term: 1,
+                        vote: 1,
+                        commit: index,
+                        ..Default::default()
+                    },
+                );
+                writer.write(&mut batch, true).expect("engine write");
+            }) / 2.0;
+        }
         let stats = engine.stats();
         let per_sync = stats.batches_synced as f64 / stats.syncs.max(1) as f64;
         println!(
