@@ -44,9 +44,25 @@ pub fn run(driver: Driver, settings: &Settings) -> Report {
         "  idle/{name}: {groups} groups x {NODES} replicas created in {:.1?}",
         started.elapsed()
     );
+    let campaign = Instant::now();
     cluster.campaign(1..=groups);
     wait_for("every group led", deadline, || cluster.leaders() >= groups);
-    eprintln!("  idle/{name}: all led after {:.1?}", started.elapsed());
+    let elected = campaign.elapsed();
+    eprintln!("  idle/{name}: all led {elected:.1?} after the campaigns were asked");
+    if let AnyCluster::Ours(ours) = &cluster {
+        for (node, m) in ours.metrics().iter().enumerate() {
+            eprintln!(
+                "  idle/{name}: node {}: {} rounds, {} frames, {} messages sent, {} dropped \
+                 on send, {} inbound dropped (full mailbox)",
+                node + 1,
+                m.rounds,
+                m.frames_sent,
+                m.messages_sent,
+                m.messages_dropped,
+                m.inbound_dropped
+            );
+        }
+    }
     if driver == Driver::Ours && settings.hibernate_after_ticks > 0 {
         wait_for("every replica asleep", deadline, || {
             cluster.hibernated() >= groups * NODES
@@ -88,6 +104,7 @@ pub fn run(driver: Driver, settings: &Settings) -> Report {
     let (leaders_end, asleep_end) = (cluster.leaders(), cluster.hibernated());
     let (wake_p50, wake_max, wake_failed) = first_proposals(&cluster, groups);
     report.add("groups", groups as f64);
+    report.add("elect_all_ms", elected.as_secs_f64() * 1e3);
     report.add("cpu_percent", cpu.percent);
     report.add("cpu_percent_pump", cpu.excluded_percent);
     report.add("cpu_percent_process", cpu.process_percent);

@@ -122,6 +122,11 @@ pub fn print(scenario: &str, settings: &Settings, ours: Option<&Figures>, naive:
                         "driver_messages_per_pair_per_sec",
                         Better::Lower,
                     ),
+                    spec(
+                        "time to elect every group (ms)",
+                        "elect_all_ms",
+                        Better::Lower,
+                    ),
                     spec("groups led at the end", "leaders_end", Better::None),
                     spec("replicas asleep at the end", "asleep_end", Better::None),
                     spec(
@@ -174,7 +179,7 @@ pub fn print(scenario: &str, settings: &Settings, ours: Option<&Figures>, naive:
                         line("latency p50 (us)", "p50_us", Better::Lower),
                         line("latency p99 (us)", "p99_us", Better::Lower),
                         line("failed proposals", "errors", Better::None),
-                        line("CPU % of one core", "cpu_percent", Better::None),
+                        line("CPU % of one core (process)", "cpu_percent", Better::None),
                         line("nodes missing acked entries", "nodes_behind", Better::None),
                     ],
                     ours,
@@ -208,7 +213,7 @@ pub fn print(scenario: &str, settings: &Settings, ours: Option<&Figures>, naive:
                         Better::None,
                     ),
                     spec("failed proposals", "errors", Better::None),
-                    spec("CPU % of one core", "cpu_percent", Better::None),
+                    spec("CPU % of one core (process)", "cpu_percent", Better::None),
                     spec(
                         "nodes missing acked entries after 10 s",
                         "nodes_behind",
