@@ -155,7 +155,7 @@ impl GroupState {
     /// given, are the decoded entries to cache. Entries below the compaction point are
     /// ignored. During recovery from a purged prefix an append may land before the known part
     /// of the log or after a gap; it then restarts the known part.
-    pub fn append(&mut self, first: u64, spans: &[IndexEntry], entries: Option<&[Entry]>) {
+    pub fn append(&mut self, first: u64, spans: &[IndexEntry], entries: Option<Vec<Entry>>) {
         let (hard_first, hard_term) = self.soft.unwrap_or((self.first_index, self.prev_term));
         let skip = hard_first.saturating_sub(first);
         if skip >= spans.len() as u64 {
@@ -179,9 +179,9 @@ impl GroupState {
         self.truncate_from(start);
         self.index.extend(spans[skip..].iter().copied());
         if let Some(entries) = entries {
-            for entry in &entries[skip..] {
-                self.cache_bytes += entry_bytes(entry);
-                self.cache.push_back(entry.clone());
+            for entry in entries.into_iter().skip(skip) {
+                self.cache_bytes += entry_bytes(&entry);
+                self.cache.push_back(entry);
             }
         }
     }

@@ -73,7 +73,7 @@ impl LogEngine {
                     &self.inner.stats.rewritten_groups,
                     batch.group_count() as u64,
                 );
-                self.write_locked(&mut state, &batch, false)?;
+                self.write_locked(&mut state, &mut batch, false)?;
             }
             lagging.sort_unstable();
             (active, lagging, state.written)

@@ -29,7 +29,7 @@ impl LogEngine {
     /// [`Error::Poisoned`] after any failed write or sync (the batch is kept);
     /// [`Error::LogGap`], [`Error::NotContiguous`], [`Error::SnapshotOutOfDate`] for a batch
     /// that contradicts the log (nothing is written, the batch is kept); [`Error::Io`] for the
-    /// failure that poisons the engine.
+    /// failure that poisons the engine (what the batch then holds is unspecified).
     pub fn write(&self, batch: &mut LogBatch, sync: bool) -> Result<usize> {
         if let Err(error) = self.check_poisoned() {
             add(&self.inner.stats.rejected_writes, 1);
@@ -70,7 +70,7 @@ impl LogEngine {
     pub(crate) fn write_locked(
         &self,
         state: &mut WriteState,
-        batch: &LogBatch,
+        batch: &mut LogBatch,
         #[cfg_attr(not(feature = "wal"), allow(unused_variables))] flush: bool,
     ) -> Result<usize> {
         let state = &mut *state;
@@ -106,7 +106,8 @@ impl LogEngine {
         state.batches_since_sync += 1;
         add(&self.inner.stats.bytes_written, len as u64);
         add(&self.inner.stats.batches_written, 1);
-        self.apply_ops(state, batch.ops(), segment, frame_offset);
+        // The entries move into the cache: the batch is cleared after a write anyway.
+        self.apply_ops(state, batch.ops_mut(), segment, frame_offset);
         Ok(len)
     }
 
@@ -256,7 +257,7 @@ impl LogEngine {
     }
 
     /// Applies written ops to the in-memory state, in batch order.
-    fn apply_ops(&self, state: &mut WriteState, ops: &[Op], segment: u32, frame_offset: u64) {
+    fn apply_ops(&self, state: &mut WriteState, ops: &mut [Op], segment: u32, frame_offset: u64) {
         let mut next_offset = state.entry_offsets.iter();
         let mut cache_delta: isize = 0;
         let mut cache = self.inner.cache.lock();
@@ -278,7 +279,7 @@ impl LogEngine {
             match op {
                 Op::Append(_, entries) => {
                     state.spans.clear();
-                    for entry in entries {
+                    for entry in entries.iter() {
                         let location = match next_offset.next() {
                             Some(&offset) => Location {
                                 segment,
@@ -298,9 +299,10 @@ impl LogEngine {
                         });
                     }
                     let first = entries.first().map_or(0, |e| e.index);
-                    g.append(first, &state.spans, Some(entries));
-                    if let (true, Some(last)) = (segment != 0, entries.last()) {
-                        let mark = (group, last.index, state.written);
+                    let last = entries.last().map(|e| e.index);
+                    g.append(first, &state.spans, Some(std::mem::take(entries)));
+                    if let (true, Some(last)) = (segment != 0, last) {
+                        let mark = (group, last, state.written);
                         // Consecutive appends of one group share a mark.
                         match cache.order.back_mut() {
                             Some(back) if back.0 == group => *back = mark,
