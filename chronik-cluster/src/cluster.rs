@@ -96,6 +96,7 @@ impl Cluster {
                 leader: self.controller(),
             });
         }
+        crate::controller::register_configured(&self.inner, self).await?;
         let command = crate::controller::plan_topic(&self.catalog(), &spec)?;
         let version = self.propose_metadata(command).await?;
         self.await_catalog(version, Duration::from_secs(10)).await?;
@@ -245,10 +246,12 @@ impl Cluster {
                 log_append_time: append_time,
             });
         }
+        let started = std::time::Instant::now();
         let response = tokio::time::timeout(request.timeout, proposal)
             .await
             .map_err(|_| ClusterError::RequestTimedOut)?
             .map_err(|e| ClusterError::from_replication(e, &request.topic, request.partition))?;
+        self.inner.produce_latency.record(started.elapsed());
         let appended = decode_append_response(&response)?;
         Ok(ProduceResponse {
             base_offset: appended.base_offset as i64,

@@ -93,21 +93,26 @@ pub(crate) async fn run(inner: Arc<NodeInner>) {
         if !inner.multi.is_leader(METADATA_GROUP) {
             continue;
         }
-        let catalog = inner.metadata.catalog();
-        for node in configured_nodes(&inner) {
-            let known = catalog.nodes.get(&node.node_id);
-            let is_me = node.node_id == inner.node_id();
-            if known.is_none() || is_me && known != Some(&node) {
-                if let Err(error) = cluster
-                    .propose_metadata(MetadataCommand::register_node(node))
-                    .await
-                {
-                    tracing::debug!(%error, "registering a node failed; will retry");
-                    break;
-                }
-            }
+        if let Err(error) = register_configured(&inner, &cluster).await {
+            tracing::debug!(%error, "registering nodes failed; will retry");
         }
     }
+}
+
+/// Registers the configured nodes the catalogue lacks (and this node, when its entry
+/// changed). Idempotent; the controller runs it periodically and before placing a topic.
+pub(crate) async fn register_configured(inner: &NodeInner, cluster: &Cluster) -> Result<()> {
+    let catalog = inner.metadata.catalog();
+    for node in configured_nodes(inner) {
+        let known = catalog.nodes.get(&node.node_id);
+        let is_me = node.node_id == inner.node_id();
+        if known.is_none() || is_me && known != Some(&node) {
+            cluster
+                .propose_metadata(MetadataCommand::register_node(node))
+                .await?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

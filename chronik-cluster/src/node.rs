@@ -36,6 +36,9 @@ pub(crate) struct NodeInner {
     /// Keep data in memory only (no partition files).
     pub in_memory: bool,
     pub stop: watch::Sender<bool>,
+    /// Produce requests answered, and their total and largest latency (commit and
+    /// apply on a quorum, as the caller waits for it).
+    pub produce_latency: crate::latency::Latency,
 }
 
 impl NodeInner {
@@ -126,6 +129,7 @@ impl NodeBuilder {
             partitions: RwLock::new(BTreeMap::new()),
             in_memory,
             stop,
+            produce_latency: Default::default(),
         });
         let spec = if inner.config.join {
             GroupSpec::joining(METADATA_GROUP, Box::new(metadata_machine))
