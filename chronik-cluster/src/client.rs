@@ -92,6 +92,9 @@ pub struct ChronikClient {
     nodes: Mutex<BTreeMap<NodeId, String>>,
     /// The last known leader of each (topic, partition), and the controller.
     leaders: Mutex<BTreeMap<(String, u32), NodeId>>,
+    /// The replicas of each (topic, partition): where to look when no leader is known
+    /// (a node that does not host a partition does not know its leader).
+    replicas: Mutex<BTreeMap<(String, u32), Vec<NodeId>>>,
     controller: Mutex<Option<NodeId>>,
     timeout: Duration,
 }
@@ -125,6 +128,7 @@ impl ChronikClient {
             channels: Mutex::new(BTreeMap::new()),
             nodes: Mutex::new(BTreeMap::new()),
             leaders: Mutex::new(BTreeMap::new()),
+            replicas: Mutex::new(BTreeMap::new()),
             controller: Mutex::new(None),
             timeout: Duration::from_secs(30),
         };
@@ -203,18 +207,32 @@ impl ChronikClient {
             nodes.insert(n.id, n.client_address.clone());
         }
         let mut leaders = self.leaders.lock();
+        let mut replicas = self.replicas.lock();
         for p in &status.partitions {
             if let Some(l) = p.leader {
                 leaders.insert((p.topic.clone(), p.partition), l);
             }
+            replicas.insert((p.topic.clone(), p.partition), p.replicas.clone());
+        }
+        for p in status.local_partitions.iter().filter(|p| p.leader) {
+            leaders.insert((p.topic.clone(), p.partition), status.node_id);
         }
         *self.controller.lock() = status.controller;
     }
 
-    fn address_of(&self, target: &Target) -> Option<String> {
+    /// The node to ask; with no leader known, a partition's replicas in turn.
+    fn address_of(&self, target: &Target, attempt: u32) -> Option<String> {
         let node = match target {
             Target::Controller => *self.controller.lock(),
-            Target::Leader(t, p) => self.leaders.lock().get(&(t.clone(), *p)).copied(),
+            Target::Leader(t, p) => {
+                let key = (t.clone(), *p);
+                let leader = self.leaders.lock().get(&key).copied();
+                leader.or_else(|| {
+                    let replicas = self.replicas.lock();
+                    let list = replicas.get(&key)?;
+                    list.get(attempt as usize % list.len().max(1)).copied()
+                })
+            }
             Target::Any => None,
         };
         match node {
@@ -248,7 +266,7 @@ impl ChronikClient {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let error = match self.address_of(&target) {
+            let error = match self.address_of(&target, attempts) {
                 Some(address) => match self.rpc(&address) {
                     Ok(rpc) => match call(rpc, address).await {
                         Ok(value) => return Ok(value),
@@ -537,6 +555,30 @@ impl ChronikClient {
                     .map_err(|s| self.rpc_error(&address, s))?
                     .into_inner();
                 Ok(reply.found.then_some(reply.offset))
+            }
+        })
+        .await
+    }
+
+    /// Registers a node with the controller (what a joining node does).
+    ///
+    /// # Errors
+    /// The controller's refusal, or `GaveUp`.
+    pub async fn register_node(&self, node: NodeDescription) -> ClientResult<()> {
+        let wire = proto::Node {
+            id: node.id,
+            raft_address: node.raft_address,
+            client_address: node.client_address,
+            rack: node.rack.unwrap_or_default(),
+        };
+        self.with_retry(Target::Controller, |mut rpc, address| {
+            let wire = wire.clone();
+            async move {
+                let reply = rpc
+                    .register_node(wire)
+                    .await
+                    .map_err(|s| self.rpc_error(&address, s))?;
+                check(Some(reply.into_inner()))
             }
         })
         .await

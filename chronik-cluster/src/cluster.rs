@@ -103,6 +103,47 @@ impl Cluster {
         self.describe_topic(&spec.name)
     }
 
+    /// Registers a node (one joining the cluster) in the catalogue and adds it to the
+    /// metadata group as a learner, so it replicates the catalogue.
+    ///
+    /// # Errors
+    /// `NotController`.
+    pub async fn register_node(&self, node: NodeDescription) -> Result<()> {
+        if !self.inner.multi.is_leader(METADATA_GROUP) {
+            return Err(ClusterError::NotController {
+                leader: self.controller(),
+            });
+        }
+        let id = node.id;
+        let info = raft_fsm::NodeInfo {
+            node_id: node.id,
+            raft_address: node.raft_address,
+            client_address: node.client_address,
+            rack: node.rack,
+        };
+        if self.catalog().nodes.get(&id) != Some(&info) {
+            self.propose_metadata(MetadataCommand::register_node(info))
+                .await?;
+        }
+        let status = self
+            .inner
+            .multi
+            .status(METADATA_GROUP)
+            .await
+            .map_err(ClusterError::from_metadata_replication)?;
+        if !status.voters.contains(&id) && !status.learners.contains(&id) {
+            self.inner
+                .multi
+                .change_membership(
+                    METADATA_GROUP,
+                    vec![raft_multi::MembershipChange::AddLearner(id)],
+                )
+                .await
+                .map_err(ClusterError::from_metadata_replication)?;
+        }
+        Ok(())
+    }
+
     /// Deletes a topic; every node then removes its replicas.
     ///
     /// # Errors

@@ -51,6 +51,7 @@ mod cluster;
 mod config;
 mod controller;
 mod error;
+mod join;
 mod latency;
 mod node;
 mod placement;

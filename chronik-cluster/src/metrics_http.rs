@@ -185,6 +185,25 @@ pub(crate) fn render(inner: &NodeInner) -> String {
         "Segments purged.",
         wal.purged_segments,
     );
+    let (count, sum, max) = inner.produce_latency.read();
+    metric(
+        "chronik_produce_committed_total",
+        "counter",
+        "Produce requests committed and applied.",
+        count,
+    );
+    metric(
+        "chronik_produce_latency_microseconds_total",
+        "counter",
+        "Sum of their commit latencies.",
+        sum,
+    );
+    metric(
+        "chronik_produce_latency_max_microseconds",
+        "gauge",
+        "Largest commit latency seen.",
+        max,
+    );
     let _ = writeln!(
         out,
         "# HELP chronik_partition_high_watermark High watermark of each local replica."

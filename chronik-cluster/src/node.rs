@@ -39,6 +39,8 @@ pub(crate) struct NodeInner {
     /// Produce requests answered, and their total and largest latency (commit and
     /// apply on a quorum, as the caller waits for it).
     pub produce_latency: crate::latency::Latency,
+    /// The gRPC transport, to teach it the addresses of nodes that join later.
+    pub grpc: GrpcHandle,
 }
 
 impl NodeInner {
@@ -130,6 +132,7 @@ impl NodeBuilder {
             in_memory,
             stop,
             produce_latency: Default::default(),
+            grpc,
         });
         let spec = if inner.config.join {
             GroupSpec::joining(METADATA_GROUP, Box::new(metadata_machine))
@@ -150,7 +153,7 @@ impl NodeBuilder {
         if !inner.config.join && inner.initial_voters().first() == Some(&inner.node_id()) {
             let _ = inner.multi.campaign(METADATA_GROUP).await;
         }
-        let service = start_service(&inner, grpc.is_some()).await?;
+        let service = start_service(&inner, inner.grpc.is_some()).await?;
         let tasks = [
             tokio::spawn(crate::background::tick(Arc::clone(&inner))),
             tokio::spawn(crate::reconcile::run(Arc::clone(&inner))),
@@ -158,16 +161,17 @@ impl NodeBuilder {
         ]
         .into_iter()
         .chain(service)
+        .chain(crate::join::start(&inner))
         .collect();
         tracing::info!(node = inner.node_id(), "node started");
-        Ok(Node { inner, tasks, grpc })
+        Ok(Node { inner, tasks })
     }
 }
 
 #[cfg(feature = "grpc")]
-type GrpcHandle = Option<Arc<raft_transport::grpc::GrpcTransport>>;
+pub(crate) type GrpcHandle = Option<Arc<raft_transport::grpc::GrpcTransport>>;
 #[cfg(not(feature = "grpc"))]
-type GrpcHandle = Option<()>;
+pub(crate) type GrpcHandle = Option<()>;
 
 /// The client gRPC service (and `/metrics` when configured), served by nodes that
 /// talk gRPC.
@@ -247,8 +251,6 @@ fn open_engine(config: &NodeConfig, in_memory: bool) -> Result<LogEngine> {
 pub struct Node {
     inner: Arc<NodeInner>,
     tasks: Vec<JoinHandle<()>>,
-    #[allow(dead_code)]
-    grpc: GrpcHandle,
 }
 
 impl std::fmt::Debug for Node {
@@ -291,7 +293,7 @@ impl Node {
         let multi = self.inner.multi.clone();
         let _ = tokio::task::spawn_blocking(move || multi.shutdown()).await;
         #[cfg(feature = "grpc")]
-        if let Some(grpc) = self.grpc.take() {
+        if let Some(grpc) = &self.inner.grpc {
             grpc.shutdown().await;
         }
         tracing::info!(node = self.inner.node_id(), "node stopped");

@@ -18,6 +18,7 @@ pub(crate) async fn run(inner: Arc<NodeInner>) {
     let mut balance = tokio::time::interval(Duration::from_secs(2));
     let mut stop = inner.stop.subscribe();
     loop {
+        crate::join::learn_peers(&inner);
         reconcile(&inner).await;
         tokio::select! {
             changed = catalog_changes.changed() => if changed.is_err() { return },

@@ -277,6 +277,24 @@ impl Chronik for Service {
         }))
     }
 
+    async fn register_node(
+        &self,
+        request: Request<proto::Node>,
+    ) -> Result<Response<proto::Outcome>, Status> {
+        let n = request.into_inner();
+        let node = crate::api::NodeDescription {
+            id: n.id,
+            raft_address: n.raft_address,
+            client_address: n.client_address,
+            rack: (!n.rack.is_empty()).then_some(n.rack),
+        };
+        let reply = match self.cluster.register_node(node).await {
+            Ok(()) => ok(),
+            Err(e) => outcome(&e),
+        };
+        Ok(Response::new(reply))
+    }
+
     async fn status(
         &self,
         _request: Request<proto::StatusRequest>,

@@ -134,3 +134,84 @@ async fn three_grpc_nodes_replicate_and_a_restarted_node_catches_up() {
         node.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_node_registers_replicates_the_catalogue_and_hosts_new_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let configs = configs(dir.path());
+    let mut nodes = start(&configs).await;
+    let client = ChronikClient::connect(&client_addresses(&configs))
+        .await
+        .unwrap();
+    client
+        .create_topic(TopicSpec::new("before", 2, 3))
+        .await
+        .unwrap();
+    // Node 4 knows only node 1 and joins through it.
+    let ports = common::free_ports(2);
+    let mut fourth = chronik_cluster::NodeConfig::new(
+        4,
+        dir.path().join("node-4"),
+        format!("127.0.0.1:{}", ports[0]).parse().unwrap(),
+        format!("127.0.0.1:{}", ports[1]).parse().unwrap(),
+    );
+    fourth.raft.tick_ms = 20;
+    fourth.join = true;
+    fourth.peers = vec![chronik_cluster::PeerConfig {
+        id: 1,
+        raft_addr: configs[0].raft_addr.to_string(),
+        client_addr: configs[0].client_addr.to_string(),
+    }];
+    tracing::info!("--- node 4 joins");
+    nodes.push(
+        chronik_cluster::Node::builder(fourth)
+            .start()
+            .await
+            .unwrap(),
+    );
+    eventually(
+        "node 4 to be registered and to replicate the catalogue",
+        || async {
+            // The first call learns node 4's address once it is registered.
+            client.status(None).await.ok()?;
+            let s = client.status(Some(4)).await.ok()?;
+            (s.nodes.len() == 4 && s.partitions.iter().any(|p| p.topic == "before")).then_some(())
+        },
+    )
+    .await;
+    // A topic spread over all four nodes: node 4 hosts its share and serves it.
+    let topic = client
+        .create_topic(TopicSpec::new("after", 4, 3))
+        .await
+        .unwrap();
+    let on_four: Vec<u32> = topic
+        .partitions
+        .iter()
+        .filter(|p| p.replicas.contains(&4))
+        .map(|p| p.partition)
+        .collect();
+    assert_eq!(
+        on_four.len(),
+        3,
+        "placement should give node 4 three of 4x3 replicas: {topic:?}"
+    );
+    for &p in &on_four {
+        client
+            .produce(ProduceRequest::new("after", p, encode_records(&["x"]), 1))
+            .await
+            .unwrap();
+    }
+    eventually("node 4 to host and replicate its partitions", || async {
+        let s = client.status(Some(4)).await.ok()?;
+        let mine: Vec<_> = s
+            .local_partitions
+            .iter()
+            .filter(|p| p.topic == "after")
+            .collect();
+        (mine.len() == on_four.len() && mine.iter().all(|p| p.high_watermark == 1)).then_some(())
+    })
+    .await;
+    for node in nodes {
+        node.shutdown().await;
+    }
+}

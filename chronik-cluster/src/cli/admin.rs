@@ -256,42 +256,43 @@ pub async fn status(target: Target) -> Result<(), CliError> {
     let client = target.connect().await?;
     let status = client.status(None).await?;
     let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "controller: {}",
-        status
-            .controller
-            .map_or("none".to_owned(), |c| c.to_string())
-    )?;
+    let controller = status
+        .controller
+        .map_or("none".to_owned(), |c| c.to_string());
+    writeln!(out, "controller: {controller}")?;
+    // Each node knows the leaders of the partitions it hosts: ask every node, and take
+    // each partition's leader and high watermark from the node that leads it.
+    let mut leaders: BTreeMap<(String, u32), (u64, u64)> = BTreeMap::new();
     let mut led: BTreeMap<u64, usize> = BTreeMap::new();
-    for p in &status.partitions {
-        if let Some(l) = p.leader {
-            *led.entry(l).or_default() += 1;
-        }
-    }
     for node in &status.nodes {
-        let per_node = client.status(Some(node.id)).await;
-        let detail = match per_node {
-            Ok(s) => format!(
-                "{} groups, {} leaders, {} hibernated, {} WAL syncs",
-                s.local_groups, s.local_leaders, s.local_hibernated, s.wal_syncs
-            ),
+        let detail = match client.status(Some(node.id)).await {
+            Ok(s) => {
+                for p in s.local_partitions.iter().filter(|p| p.leader) {
+                    leaders.insert((p.topic.clone(), p.partition), (node.id, p.high_watermark));
+                    *led.entry(node.id).or_default() += 1;
+                }
+                format!(
+                    "{} groups, {} leaders, {} hibernated, {} WAL syncs",
+                    s.local_groups, s.local_leaders, s.local_hibernated, s.wal_syncs
+                )
+            }
             Err(e) => format!("unreachable ({e})"),
         };
+        let count = led.get(&node.id).copied().unwrap_or(0);
         writeln!(
             out,
-            "node {} raft {} client {}: leads {} partitions; {detail}",
-            node.id,
-            node.raft_address,
-            node.client_address,
-            led.get(&node.id).copied().unwrap_or(0)
+            "node {} raft {} client {}: leads {count} partitions; {detail}",
+            node.id, node.raft_address, node.client_address
         )?;
     }
     for p in &status.partitions {
-        let leader = p.leader.map_or("none".to_owned(), |l| l.to_string());
+        let (leader, hw) = match leaders.get(&(p.topic.clone(), p.partition)) {
+            Some((l, hw)) => (l.to_string(), hw.to_string()),
+            None => ("none".to_owned(), "?".to_owned()),
+        };
         writeln!(
             out,
-            "{}-{}\tleader {leader}\treplicas {:?}",
+            "{}-{}\tleader {leader}\thigh watermark {hw}\treplicas {:?}",
             p.topic, p.partition, p.replicas
         )?;
     }
