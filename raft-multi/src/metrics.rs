@@ -28,6 +28,7 @@ pub(crate) struct Metrics {
     pub snapshots_sent: AtomicU64,
     pub snapshots_received: AtomicU64,
     pub compactions: AtomicU64,
+    pub conf_changes_applied: AtomicU64,
     pub wakeups: AtomicU64,
 }
 
@@ -67,6 +68,7 @@ impl Metrics {
             snapshots_sent: c(&self.snapshots_sent),
             snapshots_received: c(&self.snapshots_received),
             compactions: c(&self.compactions),
+            conf_changes_applied: c(&self.conf_changes_applied),
             wakeups: c(&self.wakeups),
         }
     }
@@ -123,6 +125,9 @@ pub struct MultiMetrics {
     pub snapshots_received: u64,
     /// Raft log compactions.
     pub compactions: u64,
+    /// Membership changes applied to raft (replayed ones already folded into the stored
+    /// configuration are skipped and not counted).
+    pub conf_changes_applied: u64,
     /// Hibernated groups woken.
     pub wakeups: u64,
 }

@@ -123,7 +123,7 @@ impl Peer {
             reads_ready: VecDeque::new(),
             read_seq: 0,
             conf_state: storage.conf_state(),
-            conf_index: 0,
+            conf_index: storage.conf_state_index(),
             compacted_at: applied,
             hibernated: false,
             idle_ticks: 0,

@@ -13,7 +13,8 @@ pub(crate) enum Op {
     /// A new hard state.
     HardState(GroupId, HardState),
     /// A new conf state.
-    ConfState(GroupId, ConfState),
+    /// The conf state and the raft index it reflects.
+    ConfState(GroupId, ConfState, u64),
     /// Installs a snapshot's metadata as the new base of the group's log.
     ApplySnapshot(GroupId, SnapshotMetadata),
     /// Drops entries below the index. The engine clamps the index and fills in the term of
@@ -32,7 +33,7 @@ impl Op {
         match self {
             Op::Append(group, _)
             | Op::HardState(group, _)
-            | Op::ConfState(group, _)
+            | Op::ConfState(group, _, _)
             | Op::ApplySnapshot(group, _)
             | Op::Compact(group, _, _)
             | Op::Remove(group)
@@ -90,10 +91,18 @@ impl LogBatch {
         self.push(Op::HardState(group, hs.clone()), 24);
     }
 
-    /// Stores the group's conf state (voters, learners, ...).
+    /// Stores the group's conf state (voters, learners, ...), recording index 0 as the
+    /// index it reflects (see [`LogBatch::set_conf_state_at`]).
     pub fn set_conf_state(&mut self, group: GroupId, cs: &ConfState) {
+        self.set_conf_state_at(group, cs, 0);
+    }
+
+    /// Stores the group's conf state together with the raft log index it reflects, so
+    /// that after a restart the owner knows which conf-change entries are already
+    /// folded into it ([`crate::GroupStorage::conf_state_index`]).
+    pub fn set_conf_state_at(&mut self, group: GroupId, cs: &ConfState, index: u64) {
         let size = 8 * (cs.voters.len() + cs.learners.len() + cs.voters_outgoing.len());
-        self.push(Op::ConfState(group, cs.clone()), size + 8);
+        self.push(Op::ConfState(group, cs.clone(), index), size + 16);
     }
 
     /// Installs a snapshot's metadata as the group's new base, like

@@ -35,6 +35,8 @@ pub(crate) struct Checkpoint {
     pub hard_state: HardState,
     pub conf_state: ConfState,
     pub snapshot: Option<(u64, u64)>,
+    /// The raft index `conf_state` reflects.
+    pub conf_index: u64,
 }
 
 fn put_u32(buf: &mut Vec<u8>, v: u32) {
@@ -66,7 +68,7 @@ pub(crate) fn encode_batch(
         let (kind, group) = match op {
             Op::Append(group, _) => (REC_ENTRIES, *group),
             Op::HardState(group, _) => (REC_HARD_STATE, *group),
-            Op::ConfState(group, _) => (REC_CONF_STATE, *group),
+            Op::ConfState(group, _, _) => (REC_CONF_STATE, *group),
             Op::Compact(group, _, _) => (REC_COMPACT, *group),
             Op::ApplySnapshot(group, _) => (REC_APPLY_SNAPSHOT, *group),
             Op::Remove(group) => (REC_REMOVE_GROUP, *group),
@@ -90,7 +92,10 @@ pub(crate) fn encode_batch(
                 }
             }
             Op::HardState(_, hs) => hs.write_to_vec(buf)?,
-            Op::ConfState(_, cs) => cs.write_to_vec(buf)?,
+            Op::ConfState(_, cs, index) => {
+                put_u64(buf, *index);
+                cs.write_to_vec(buf)?;
+            }
             Op::Compact(_, index, prev_term) => {
                 put_u64(buf, *index);
                 put_u64(buf, *prev_term);
@@ -130,6 +135,7 @@ fn encode_checkpoint(cp: &Checkpoint, buf: &mut Vec<u8>) -> Result<()> {
     cp.hard_state.write_to_vec(buf)?;
     put_u32(buf, cp.conf_state.compute_size());
     cp.conf_state.write_to_vec(buf)?;
+    put_u64(buf, cp.conf_index);
     Ok(())
 }
 
@@ -181,7 +187,7 @@ pub(crate) enum Record<'a> {
         body_offset: usize,
     },
     HardState(GroupId, HardState),
-    ConfState(GroupId, ConfState),
+    ConfState(GroupId, ConfState, u64),
     Compact(GroupId, u64, u64),
     ApplySnapshot(GroupId, SnapshotMetadata),
     Remove(GroupId),
@@ -266,7 +272,11 @@ fn decode_record<'a>(reader: &mut Reader<'a>) -> std::result::Result<Record<'a>,
             }
         }
         REC_HARD_STATE => Record::HardState(group, r.message(len)?),
-        REC_CONF_STATE => Record::ConfState(group, r.message(len)?),
+        REC_CONF_STATE => {
+            let index = r.u64()?;
+            let cs_len = len.checked_sub(8).ok_or(CorruptionKind::Inconsistent)?;
+            Record::ConfState(group, r.message(cs_len)?, index)
+        }
         REC_COMPACT => Record::Compact(group, r.u64()?, r.u64()?),
         REC_APPLY_SNAPSHOT => Record::ApplySnapshot(group, r.message(len)?),
         REC_REMOVE_GROUP => Record::Remove(group),
@@ -283,6 +293,7 @@ fn decode_record<'a>(reader: &mut Reader<'a>) -> std::result::Result<Record<'a>,
             let hard_state = r.message(hs_len)?;
             let cs_len = r.u32()? as usize;
             let conf_state = r.message(cs_len)?;
+            let conf_index = r.u64()?;
             let cp = Checkpoint {
                 first_index,
                 prev_term,
@@ -291,6 +302,7 @@ fn decode_record<'a>(reader: &mut Reader<'a>) -> std::result::Result<Record<'a>,
                 hard_state,
                 conf_state,
                 snapshot,
+                conf_index,
             };
             Record::Checkpoint(group, Box::new(cp))
         }

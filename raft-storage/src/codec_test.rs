@@ -28,6 +28,7 @@ fn sample_ops() -> Vec<Op> {
             ..Default::default()
         },
         snapshot: Some((3, 1)),
+        conf_index: 5,
     };
     vec![
         Op::Append(9, entries),
@@ -46,6 +47,7 @@ fn sample_ops() -> Vec<Op> {
                 voters: vec![1, 2, 3],
                 ..Default::default()
             },
+            7,
         ),
         Op::Compact(9, 6, 2),
         Op::ApplySnapshot(
@@ -97,6 +99,11 @@ fn a_batch_round_trips_with_entry_offsets() {
                 assert_eq!(cp.snapshot, Some((3, 1)));
                 assert_eq!(cp.conf_state.voters, vec![1, 2]);
                 assert_eq!(cp.hard_state.commit, 6);
+                assert_eq!(cp.conf_index, 5);
+            }
+            Record::ConfState(group, cs, index) => {
+                assert_eq!((*group, *index), (1, 7));
+                assert_eq!(cs.voters, vec![1, 2, 3]);
             }
             _ => {}
         }

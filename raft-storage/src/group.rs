@@ -46,6 +46,8 @@ impl Pins {
 pub(crate) struct GroupState {
     pub hard_state: HardState,
     pub conf_state: ConfState,
+    /// The raft index `conf_state` reflects (0 when set without one).
+    pub conf_index: u64,
     /// Metadata of the last applied snapshot (index, term).
     pub base: (u64, u64),
     pub first_index: u64,
@@ -67,6 +69,7 @@ impl Default for GroupState {
         GroupState {
             hard_state: HardState::default(),
             conf_state: ConfState::default(),
+            conf_index: 0,
             base: (0, 0),
             first_index: 1,
             prev_term: 0,
@@ -270,6 +273,7 @@ impl GroupState {
         self.hard_state.term = self.hard_state.term.max(meta.term);
         self.hard_state.commit = meta.index;
         self.conf_state = meta.get_conf_state().clone();
+        self.conf_index = meta.index;
         self.pins.base = segment;
         // The hard state keeps its vote from an older record: keep that one pinned too.
         if self.pins.hard_state == 0 {
@@ -283,8 +287,9 @@ impl GroupState {
         self.pins.hard_state = segment;
     }
 
-    pub fn set_conf_state(&mut self, cs: &ConfState, segment: u32) {
+    pub fn set_conf_state(&mut self, cs: &ConfState, index: u64, segment: u32) {
         self.conf_state = cs.clone();
+        self.conf_index = index;
         self.pins.conf_state = segment;
     }
 
@@ -303,6 +308,7 @@ impl GroupState {
             hard_state: self.hard_state.clone(),
             conf_state: self.conf_state.clone(),
             snapshot: self.snapshot,
+            conf_index: self.conf_index,
         }
     }
 
@@ -311,6 +317,7 @@ impl GroupState {
         self.base = (cp.base_index, cp.base_term);
         self.hard_state = cp.hard_state.clone();
         self.conf_state = cp.conf_state.clone();
+        self.conf_index = cp.conf_index;
         self.snapshot = cp.snapshot;
         self.pins = Pins {
             hard_state: segment,

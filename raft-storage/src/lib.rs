@@ -52,7 +52,7 @@
 //!
 //! - `wal` (default): the file engine, [`LogEngine::open`]. Without it only
 //!   [`LogEngine::in_memory`] exists.
-//! - `test-util`: [`testing`], a conformance suite of the `raft::Storage` contract checked
+//! - `test-util`: `testing`, a conformance suite of the `raft::Storage` contract checked
 //!   against `MemStorage`, for this crate's and other crates' tests.
 //! - `failpoints`: `LogEngine::inject_sync_failure`.
 #![deny(missing_docs)]

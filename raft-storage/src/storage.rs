@@ -67,6 +67,13 @@ impl GroupStorage {
         self.with_state(|g| g.conf_state.clone())
     }
 
+    /// The raft index the stored conf state reflects: as given to
+    /// [`crate::LogBatch::set_conf_state_at`], the snapshot's index after
+    /// [`crate::LogBatch::apply_snapshot`], 0 otherwise.
+    pub fn conf_state_index(&self) -> u64 {
+        self.with_state(|g| g.conf_index)
+    }
+
     /// Index of the first entry held (`last_index + 1` if the log is empty).
     pub fn first_index(&self) -> u64 {
         self.with_state(|g| g.first_index)

@@ -45,7 +45,7 @@ pub(super) fn bootstrap(
     let mut batch = LogBatch::new();
     batch.append(group, &entries);
     batch.set_hard_state(group, &hs);
-    batch.set_conf_state(group, &cs);
+    batch.set_conf_state_at(group, &cs, last);
     // Visible at once; durable with the worker's next synced write, before the creator
     // is answered.
     engine.write(&mut batch, false)?;

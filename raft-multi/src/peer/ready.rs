@@ -190,7 +190,8 @@ impl Peer {
         };
         match outcome {
             Ok(cs) => {
-                ctx.batch.set_conf_state(self.id, &cs);
+                ctx.batch.set_conf_state_at(self.id, &cs, index);
+                ctx.metrics.add(&ctx.metrics.conf_changes_applied, 1);
                 self.conf_state = cs;
                 self.conf_index = index;
                 if let Some(pos) = self

@@ -221,3 +221,65 @@ fn membership_changes_under_load_lose_and_duplicate_nothing() {
         );
     }
 }
+
+#[test]
+fn a_restart_after_membership_changes_replays_none_of_them_twice() {
+    let mut c = Cluster::new(5, Engine::Wal);
+    c.create_group(6, &[1, 2, 3]);
+    c.propose(6, b"before");
+    c.add_joining_replica(4, 6);
+    c.add_joining_replica(5, 6);
+    let change = |c: &Cluster, changes: Vec<MembershipChange>| {
+        wait_until("a membership change", || {
+            let leader = c.leader(6)?;
+            match block_timeout(
+                c.multi(leader).change_membership(6, changes.clone()),
+                Duration::from_secs(5),
+            )? {
+                Ok(cs) => Some(cs),
+                Err(e) if e.is_retriable() => None,
+                Err(e) => panic!("membership change failed: {e}"),
+            }
+        })
+        .unwrap()
+    };
+    change(&c, vec![MembershipChange::AddLearner(4)]);
+    change(&c, vec![MembershipChange::AddVoter(4)]);
+    change(
+        &c,
+        vec![MembershipChange::AddVoter(5), MembershipChange::Remove(1)],
+    );
+    let settled = |c: &Cluster| {
+        wait_until("the configuration [2, 3, 4, 5]", || {
+            let leader = c.leader(6)?;
+            let s = block(c.multi(leader).status(6)).ok()?;
+            let mut voters = s.voters.clone();
+            voters.sort_unstable();
+            (voters == vec![2, 3, 4, 5] && s.learners.is_empty()).then_some(())
+        })
+        .unwrap()
+    };
+    settled(&c);
+    c.propose(6, b"after-changes");
+    // Every node restarts from its WAL: the stored configuration is used as is, and the
+    // changes already folded into it are not applied again on replay.
+    for n in 1..=5 {
+        c.stop_node(n);
+    }
+    for n in 2..=5 {
+        c.start_node(n);
+    }
+    settled(&c);
+    c.propose(6, b"after-restart");
+    for n in 2..=5 {
+        assert_eq!(
+            c.multi(n).metrics().conf_changes_applied,
+            0,
+            "node {n} applied a change again"
+        );
+        let s = block(c.multi(n).status(6)).unwrap();
+        let mut voters = s.voters;
+        voters.sort_unstable();
+        assert_eq!(voters, vec![2, 3, 4, 5], "node {n} after restart");
+    }
+}

@@ -311,7 +311,7 @@ impl LogEngine {
                     }
                 }
                 Op::HardState(_, hs) => g.set_hard_state(hs, segment),
-                Op::ConfState(_, cs) => g.set_conf_state(cs, segment),
+                Op::ConfState(_, cs, index) => g.set_conf_state(cs, *index, segment),
                 Op::Compact(_, index, prev_term) => g.compact(*index, *prev_term, segment),
                 Op::ApplySnapshot(_, meta) => g.apply_snapshot(meta, segment),
                 Op::SnapshotRef(_, index, term) => g.set_snapshot(*index, *term, segment),

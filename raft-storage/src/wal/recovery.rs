@@ -140,10 +140,10 @@ fn apply_frame(
                 .entry(group)
                 .or_insert_with(GroupState::recovering)
                 .set_hard_state(&hs, segment),
-            Record::ConfState(group, cs) => groups
+            Record::ConfState(group, cs, index) => groups
                 .entry(group)
                 .or_insert_with(GroupState::recovering)
-                .set_conf_state(&cs, segment),
+                .set_conf_state(&cs, index, segment),
             Record::Compact(group, index, prev_term) => groups
                 .entry(group)
                 .or_insert_with(GroupState::recovering)
