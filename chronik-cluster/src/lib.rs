@@ -57,6 +57,8 @@ mod node;
 mod placement;
 mod reconcile;
 mod records;
+#[cfg(feature = "test-util")]
+pub mod testing;
 mod wait;
 
 #[cfg(feature = "grpc")]

@@ -4,49 +4,18 @@
 use std::time::Duration;
 
 use chronik_cluster::prelude::*;
-use chronik_cluster::{LocalNetwork, PeerConfig};
+use chronik_cluster::testing::TestCluster;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-async fn start_cluster(n: u64) -> Vec<Node> {
-    let network = LocalNetwork::builder().seed(7).auto_deliver(true).build();
-    let mut nodes = Vec::new();
-    for id in 1..=n {
-        let mut config = NodeConfig::new(
-            id,
-            "/unused",
-            "127.0.0.1:0".parse().unwrap(),
-            "127.0.0.1:0".parse().unwrap(),
-        );
-        config.raft.tick_ms = 20;
-        config.peers = (1..=n)
-            .filter(|&p| p != id)
-            .map(|p| PeerConfig {
-                id: p,
-                raft_addr: format!("node-{p}"),
-                client_addr: format!("node-{p}"),
-            })
-            .collect();
-        nodes.push(
-            Node::builder(config)
-                .local_network(network.clone())
-                .in_memory()
-                .start()
-                .await
-                .unwrap(),
-        );
-    }
-    nodes
-}
-
-fn on(nodes: &[Node], id: u64) -> Cluster {
-    nodes.iter().find(|n| n.id() == id).unwrap().cluster()
+fn on(nodes: &TestCluster, id: u64) -> Cluster {
+    nodes.cluster(id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topics_produce_and_fetch_across_three_nodes() {
-    let nodes = start_cluster(3).await;
-    let any = nodes[0].cluster();
+    let nodes = TestCluster::start(3, 7).await.unwrap();
+    let any = nodes.cluster(1);
     let controller = any.wait_for_controller(WAIT).await.unwrap();
     let admin = on(&nodes, controller);
     // All three nodes must be registered before a 3-replica topic can be placed.
@@ -64,11 +33,7 @@ async fn topics_produce_and_fetch_across_three_nodes() {
         .unwrap();
     assert_eq!(topic.partitions.len(), 3);
     // A follower refuses admin requests with the controller's id.
-    let follower = nodes
-        .iter()
-        .find(|n| n.id() != controller)
-        .unwrap()
-        .cluster();
+    let follower = nodes.cluster((1..=3).find(|&n| n != controller).unwrap());
     match follower.create_topic(TopicSpec::new("other", 1, 1)).await {
         Err(ClusterError::NotController { leader }) => assert_eq!(leader, Some(controller)),
         other => panic!("expected NotController, got {other:?}"),
@@ -154,17 +119,59 @@ async fn topics_produce_and_fetch_across_three_nodes() {
     // Deleting the topic removes every replica.
     admin.delete_topic("orders").await.unwrap();
     let deadline = tokio::time::Instant::now() + WAIT;
-    while nodes
-        .iter()
-        .any(|n| !n.cluster().status().local_partitions.is_empty())
-    {
+    while (1..=3).any(|n| !nodes.cluster(n).status().local_partitions.is_empty()) {
         assert!(
             tokio::time::Instant::now() < deadline,
             "replicas not removed"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    for node in nodes {
-        node.shutdown().await;
+    nodes.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn min_insync_replicas_refuses_acks_all_when_a_replica_is_cut_off() {
+    let nodes = TestCluster::start(3, 11).await.unwrap();
+    let admin = nodes.controller(WAIT).await.unwrap();
+    let spec = TopicSpec::new("strict", 1, 3).config("min.insync.replicas", "3");
+    admin.create_topic(spec).await.unwrap();
+    admin.wait_for_leaders("strict", WAIT).await.unwrap();
+    let produce = || ProduceRequest::new("strict", 0, "r".into(), 1);
+    // All three in sync: accepted.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let leader = nodes.leader_of("strict", 0);
+        if let Some(Ok(_)) = match &leader {
+            Some(l) => Some(l.produce(produce()).await),
+            None => None,
+        } {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never accepted with all replicas in sync"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Cut one follower off: the leader refuses acks=all with NOT_ENOUGH_REPLICAS (19).
+    let leader = nodes.leader_of("strict", 0).unwrap();
+    let follower = (1..=3).find(|&n| n != leader.node_id()).unwrap();
+    nodes.network().isolate(follower);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let refused = loop {
+        let request = produce();
+        let outcome = tokio::time::timeout(Duration::from_secs(2), leader.produce(request)).await;
+        if let Ok(Err(e)) = outcome {
+            if e.kafka_code() == 19 {
+                break e;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the cut-off replica still counted as in sync"
+        );
+    };
+    assert!(refused.is_retriable());
+    nodes.network().heal();
+    nodes.shutdown().await;
 }
