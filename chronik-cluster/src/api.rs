@@ -209,6 +209,30 @@ pub struct NodeDescription {
     pub rack: Option<String>,
 }
 
+/// One step of a change of a partition's replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaChange {
+    /// Add a voting replica (or promote a learner).
+    AddVoter(NodeId),
+    /// Add a learner: it receives the log but does not vote.
+    AddLearner(NodeId),
+    /// Remove a replica.
+    Remove(NodeId),
+}
+
+/// A partition's raft group as its leader sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionRaftStatus {
+    /// Voters of the current configuration.
+    pub voters: Vec<NodeId>,
+    /// Learners.
+    pub learners: Vec<NodeId>,
+    /// The commit index.
+    pub commit: u64,
+    /// The highest index known replicated on each replica.
+    pub matched: Vec<(NodeId, u64)>,
+}
+
 /// A summary of the cluster as one node sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterStatus {

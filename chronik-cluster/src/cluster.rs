@@ -203,6 +203,21 @@ impl Cluster {
         })
     }
 
+    pub(crate) fn multi(&self) -> &raft_multi::MultiRaft {
+        &self.inner.multi
+    }
+
+    /// The address clients use for this node.
+    #[cfg(feature = "grpc")]
+    pub(crate) fn client_address(&self) -> String {
+        self.inner.config.advertised_client()
+    }
+
+    /// The raft group of a partition.
+    pub(crate) fn group_of(&self, topic: &str, partition: u32) -> Result<GroupId> {
+        self.locate(topic, partition).map(|(group, _)| group)
+    }
+
     fn locate(&self, topic: &str, partition: u32) -> Result<(GroupId, Arc<Catalog>)> {
         let catalog = self.catalog();
         let group = catalog

@@ -47,6 +47,7 @@ pub(crate) fn plan_topic(catalog: &Catalog, spec: &TopicSpec) -> Result<Metadata
             partition: p as u32,
             group_id: group_id(catalog.version, p as u32),
             replicas,
+            altered: false,
         })
         .collect();
     let mut topic_id = Vec::with_capacity(16);

@@ -102,6 +102,9 @@ pub enum InvalidRequest {
     /// More replicas asked than nodes registered.
     #[error("replication factor larger than the number of nodes")]
     NotEnoughNodes,
+    /// A replica set that is empty or names a node twice.
+    #[error("a replica set must be non-empty and name each node once")]
+    BadReplicaSet,
 }
 
 /// A configuration that cannot be used.

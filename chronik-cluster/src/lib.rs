@@ -55,6 +55,7 @@ mod join;
 mod latency;
 mod node;
 mod placement;
+mod reassign;
 mod reconcile;
 mod records;
 #[cfg(feature = "test-util")]
@@ -72,8 +73,8 @@ mod tls;
 
 pub use api::{
     Acks, ClusterStatus, FetchRequest, FetchResponse, LocalPartitionStatus, NodeDescription,
-    OffsetQuery, PartitionDescription, ProduceRequest, ProduceResponse, ProducerIdentity,
-    RecordBatch, TopicDescription, TopicSpec,
+    OffsetQuery, PartitionDescription, PartitionRaftStatus, ProduceRequest, ProduceResponse,
+    ProducerIdentity, RecordBatch, ReplicaChange, TopicDescription, TopicSpec,
 };
 pub use cluster::Cluster;
 pub use config::{NodeConfig, PeerConfig, RaftSettings, TlsSettings};

@@ -32,6 +32,8 @@ struct Wanted {
     topic: String,
     partition: u32,
     replicas: Vec<NodeId>,
+    /// The replica set changed since creation: a new replica joins the group.
+    altered: bool,
 }
 
 async fn reconcile(inner: &Arc<NodeInner>) {
@@ -47,6 +49,7 @@ async fn reconcile(inner: &Arc<NodeInner>) {
                     topic: topic.to_owned(),
                     partition: p.partition,
                     replicas: p.replicas.clone(),
+                    altered: p.altered,
                 },
             )
         })
@@ -80,15 +83,14 @@ async fn host(inner: &Arc<NodeInner>, group: GroupId, want: &Wanted) -> crate::R
             .map_err(|_| crate::ClusterError::ShuttingDown)??
     };
     let reader = machine.reader();
-    match inner
-        .multi
-        .create_group(GroupSpec::new(
-            group,
-            want.replicas.clone(),
-            Box::new(machine),
-        ))
-        .await
-    {
+    // A partition created with this replica bootstraps its group (every original replica
+    // writes the same initial configuration); one added later joins the running group.
+    let spec = if want.altered {
+        GroupSpec::joining(group, Box::new(machine))
+    } else {
+        GroupSpec::new(group, want.replicas.clone(), Box::new(machine))
+    };
+    match inner.multi.create_group(spec).await {
         Ok(()) | Err(raft_multi::Error::GroupExists(_)) => {}
         Err(error) => return Err(crate::ClusterError::Replication(error)),
     }

@@ -295,6 +295,76 @@ impl Chronik for Service {
         Ok(Response::new(reply))
     }
 
+    async fn reassign_partition(
+        &self,
+        request: Request<proto::ReassignRequest>,
+    ) -> Result<Response<proto::Outcome>, Status> {
+        let r = request.into_inner();
+        let reply = match self
+            .cluster
+            .reassign_partition(&r.topic, r.partition, r.replicas)
+            .await
+        {
+            Ok(()) => ok(),
+            Err(e) => outcome(&e),
+        };
+        Ok(Response::new(reply))
+    }
+
+    async fn change_replicas(
+        &self,
+        request: Request<proto::ChangeReplicasRequest>,
+    ) -> Result<Response<proto::Outcome>, Status> {
+        let r = request.into_inner();
+        let mut changes = Vec::with_capacity(r.changes.len());
+        for c in r.changes {
+            changes.push(match c.kind {
+                1 => crate::api::ReplicaChange::AddVoter(c.node),
+                2 => crate::api::ReplicaChange::AddLearner(c.node),
+                3 => crate::api::ReplicaChange::Remove(c.node),
+                _ => {
+                    return Ok(Response::new(outcome(&ClusterError::InvalidRequest(
+                        crate::InvalidRequest::BadReplicaSet,
+                    ))))
+                }
+            });
+        }
+        let reply = match self
+            .cluster
+            .change_replicas(&r.topic, r.partition, changes)
+            .await
+        {
+            Ok(()) => ok(),
+            Err(e) => outcome(&e),
+        };
+        Ok(Response::new(reply))
+    }
+
+    async fn partition_status(
+        &self,
+        request: Request<proto::PartitionStatusRequest>,
+    ) -> Result<Response<proto::PartitionStatusReply>, Status> {
+        let r = request.into_inner();
+        let reply = match self
+            .cluster
+            .partition_raft_status(&r.topic, r.partition)
+            .await
+        {
+            Ok(s) => proto::PartitionStatusReply {
+                outcome: Some(ok()),
+                voters: s.voters,
+                learners: s.learners,
+                commit: s.commit,
+                matched: s.matched.into_iter().collect(),
+            },
+            Err(e) => proto::PartitionStatusReply {
+                outcome: Some(outcome(&e)),
+                ..Default::default()
+            },
+        };
+        Ok(Response::new(reply))
+    }
+
     async fn status(
         &self,
         _request: Request<proto::StatusRequest>,

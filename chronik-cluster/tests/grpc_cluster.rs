@@ -215,3 +215,99 @@ async fn a_joining_node_registers_replicates_the_catalogue_and_hosts_new_partiti
         node.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_moves_to_new_replicas_without_losing_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let configs = configs(dir.path());
+    let mut nodes = start(&configs).await;
+    // A fourth node, joined, so a replica can move to it.
+    let ports = common::free_ports(2);
+    let mut fourth = chronik_cluster::NodeConfig::new(
+        4,
+        dir.path().join("node-4"),
+        format!("127.0.0.1:{}", ports[0]).parse().unwrap(),
+        format!("127.0.0.1:{}", ports[1]).parse().unwrap(),
+    );
+    fourth.raft.tick_ms = 20;
+    fourth.join = true;
+    fourth.peers = vec![chronik_cluster::PeerConfig {
+        id: 1,
+        raft_addr: configs[0].raft_addr.to_string(),
+        client_addr: configs[0].client_addr.to_string(),
+    }];
+    nodes.push(
+        chronik_cluster::Node::builder(fourth)
+            .start()
+            .await
+            .unwrap(),
+    );
+    let client = ChronikClient::connect(&client_addresses(&configs))
+        .await
+        .unwrap();
+    eventually("four registered nodes", || async {
+        client
+            .status(None)
+            .await
+            .ok()
+            .filter(|s| s.nodes.len() == 4)
+            .map(|_| ())
+    })
+    .await;
+    let topic = client
+        .create_topic(TopicSpec::new("moving", 1, 3))
+        .await
+        .unwrap();
+    let before = topic.partitions[0].replicas.clone();
+    let newcomer = (1..=4).find(|n| !before.contains(n)).unwrap();
+    let leaving = before[2];
+    let target = vec![before[0], before[1], newcomer];
+    let batch = |from: usize| {
+        encode_records(
+            &(from..from + 5)
+                .map(|i| format!("m{i}"))
+                .collect::<Vec<_>>(),
+        )
+    };
+    client
+        .produce(ProduceRequest::new("moving", 0, batch(0), 5))
+        .await
+        .unwrap();
+    tracing::info!("--- move {before:?} -> {target:?}");
+    client
+        .reassign_partition("moving", 0, target.clone())
+        .await
+        .unwrap();
+    client
+        .produce(ProduceRequest::new("moving", 0, batch(5), 5))
+        .await
+        .unwrap();
+    let described = client
+        .list_topics()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|t| t.name == "moving")
+        .unwrap();
+    assert_eq!(described.partitions[0].replicas, target);
+    eventually(
+        "the newcomer to hold every record and the leaver to drop its replica",
+        || async {
+            client.status(None).await.ok()?;
+            let new = client.status(Some(newcomer)).await.ok()?;
+            let old = client.status(Some(leaving)).await.ok()?;
+            let held = new
+                .local_partitions
+                .iter()
+                .any(|p| p.topic == "moving" && p.high_watermark == 10);
+            let dropped = old.local_partitions.iter().all(|p| p.topic != "moving");
+            (held && dropped).then_some(())
+        },
+    )
+    .await;
+    let expected: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+    assert_eq!(read_all(&client, "moving", 0).await, expected);
+    for node in nodes {
+        node.shutdown().await;
+    }
+}

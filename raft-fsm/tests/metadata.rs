@@ -33,6 +33,7 @@ fn topic(name: &str, first_group: u64, partitions: u32, replicas: &[u64]) -> Byt
                 partition: p,
                 group_id: first_group + u64::from(p),
                 replicas: replicas.to_vec(),
+                altered: false,
             })
             .collect(),
         configs: BTreeMap::from([("retention.ms".to_owned(), "1000".to_owned())]),
@@ -77,6 +78,9 @@ fn topics_are_created_deleted_and_altered() {
         reader.catalog().partition("orders", 1).unwrap().replicas,
         vec![3, 1]
     );
+    // An altered partition is marked: replicas added from now on join its group.
+    assert!(reader.catalog().partition("orders", 1).unwrap().altered);
+    assert!(!reader.catalog().partition("orders", 0).unwrap().altered);
     // The Arc taken before is a consistent, unchanged view.
     assert_eq!(
         catalog.partition("orders", 1).unwrap().replicas,

@@ -444,6 +444,17 @@ impl Peer {
             voters: self.conf_state.voters.clone(),
             learners: self.conf_state.learners.clone(),
             in_sync: self.in_sync(),
+            matched: if raft.state == StateRole::Leader {
+                let mut matched: Vec<(NodeId, u64)> = raft
+                    .prs()
+                    .iter()
+                    .map(|(&id, pr)| (id, pr.matched))
+                    .collect();
+                matched.sort_unstable();
+                matched
+            } else {
+                Vec::new()
+            },
         }
     }
 

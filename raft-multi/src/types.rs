@@ -154,4 +154,7 @@ pub struct GroupStatus {
     /// On the leader, the voters keeping up with its log (itself included); empty on
     /// other replicas. Kafka's in-sync replica set, for `min.insync.replicas`.
     pub in_sync: Vec<NodeId>,
+    /// On the leader, the highest log index known replicated on each replica (voters
+    /// and learners, itself included); empty on other replicas.
+    pub matched: Vec<(NodeId, u64)>,
 }

@@ -60,6 +60,17 @@ pub enum TopicCommand {
         /// Its name.
         name: String,
     },
+    /// Move a partition to another set of replicas (the first is the preferred leader).
+    Reassign {
+        /// The topic.
+        name: String,
+        /// The partition.
+        #[arg(long)]
+        partition: u32,
+        /// The new replicas, comma-separated node ids.
+        #[arg(long, value_delimiter = ',', required = true)]
+        replicas: Vec<u64>,
+    },
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -123,6 +134,16 @@ pub async fn topic(command: TopicCommand, target: Target) -> Result<(), CliError
         TopicCommand::Delete { name } => {
             client.delete_topic(&name).await?;
             writeln!(out, "deleted {name}")?;
+        }
+        TopicCommand::Reassign {
+            name,
+            partition,
+            replicas,
+        } => {
+            client
+                .reassign_partition(&name, partition, replicas.clone())
+                .await?;
+            writeln!(out, "{name}-{partition} now on {replicas:?}")?;
         }
     }
     Ok(())

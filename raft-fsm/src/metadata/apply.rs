@@ -82,6 +82,7 @@ impl Catalog {
             .get_mut(alter.partition as usize)
             .ok_or_else(unknown)?;
         partition.replicas = alter.replicas;
+        partition.altered = true;
         Ok(())
     }
 

@@ -36,6 +36,10 @@ pub struct PartitionInfo {
     /// The nodes holding a replica; the first is the preferred leader.
     #[prost(uint64, repeated, tag = "3")]
     pub replicas: Vec<NodeId>,
+    /// True once the replica set was changed after creation: replicas added from then
+    /// on join the existing raft group instead of bootstrapping it.
+    #[prost(bool, tag = "4")]
+    pub altered: bool,
 }
 
 /// A topic.

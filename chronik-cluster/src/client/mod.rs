@@ -19,6 +19,8 @@ use crate::service::proto::{self, chronik_client::ChronikClient as Rpc};
 use crate::service::MAX_MESSAGE_BYTES;
 use crate::NodeId;
 
+mod admin;
+
 /// Why a client call failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
