@@ -72,7 +72,11 @@ fn topic_produce_consume_and_status_against_a_running_cluster() {
         .assert()
         .success()
         .stdout(predicate::str::contains("controller:"))
-        .stdout(predicate::str::contains("logs-0").and(predicate::str::contains("logs-1")));
+        .stdout(predicate::str::contains("logs-0").and(predicate::str::contains("logs-1")))
+        .stdout(
+            predicate::str::is_match("logs-1\tleader [1-3]\thigh watermark 3\t.*\tlag [1-3]:0")
+                .unwrap(),
+        );
     run(&["topic", "create", "logs"])
         .assert()
         .failure()

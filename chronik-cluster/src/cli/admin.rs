@@ -311,9 +311,19 @@ pub async fn status(target: Target) -> Result<(), CliError> {
             Some((l, hw)) => (l.to_string(), hw.to_string()),
             None => ("none".to_owned(), "?".to_owned()),
         };
+        // Lag: raft entries each replica is behind the leader's commit index.
+        let lag = match client.partition_status(&p.topic, p.partition).await {
+            Ok(raft) => raft
+                .matched
+                .iter()
+                .map(|(node, matched)| format!("{node}:{}", raft.commit.saturating_sub(*matched)))
+                .collect::<Vec<_>>()
+                .join(" "),
+            Err(_) => "?".to_owned(),
+        };
         writeln!(
             out,
-            "{}-{}\tleader {leader}\thigh watermark {hw}\treplicas {:?}",
+            "{}-{}\tleader {leader}\thigh watermark {hw}\treplicas {:?}\tlag {lag}",
             p.topic, p.partition, p.replicas
         )?;
     }
