@@ -98,7 +98,10 @@ impl Worker {
     /// Runs rounds until shut down. Blocks on the mailbox only when nothing is pending.
     pub(crate) fn run(mut self) {
         loop {
-            let idle = self.active.is_empty() && self.outbox.is_empty() && self.batch.is_empty();
+            let idle = self.active.is_empty()
+                && self.outbox.is_empty()
+                && self.batch.is_empty()
+                && self.created.is_empty();
             let first = if idle {
                 self.mailbox.recv().ok()
             } else {
@@ -245,7 +248,11 @@ impl Worker {
 
     /// One round over the groups with work.
     fn round(&mut self) {
-        if self.active.is_empty() && self.outbox.is_empty() && self.batch.is_empty() {
+        if self.active.is_empty()
+            && self.outbox.is_empty()
+            && self.batch.is_empty()
+            && self.created.is_empty()
+        {
             return;
         }
         self.metrics.add(&self.metrics.rounds, 1);
@@ -271,7 +278,9 @@ impl Worker {
         // Leaders' appends leave before their own sync (raft thesis 10.2.1), together
         // with what the previous round produced after its sync: one frame per peer.
         self.send_outbox();
-        if !self.batch.is_empty() {
+        // Creators wait for their group's bootstrap to be durable: with nothing else to
+        // write, an empty synced write waits for what was written before.
+        if !self.batch.is_empty() || !self.created.is_empty() {
             let groups = self.batch.group_count() as u64;
             match self.engine.write(&mut self.batch, self.config.sync) {
                 Ok(bytes) => {
