@@ -230,6 +230,25 @@ impl Cluster {
         Ok((group, catalog))
     }
 
+    /// The group and reader of a partition replica hosted on this node.
+    fn local_reader(
+        &self,
+        topic: &str,
+        partition: u32,
+    ) -> Result<(GroupId, raft_fsm::PartitionReader)> {
+        let (group, _) = self.locate(topic, partition)?;
+        let reader = self
+            .inner
+            .partitions
+            .read()
+            .get(&group)
+            .map(|p| p.reader.clone());
+        match reader {
+            Some(reader) => Ok((group, reader)),
+            None => Err(self.not_leader(topic, partition, group)),
+        }
+    }
+
     fn not_leader(&self, topic: &str, partition: u32, group: GroupId) -> ClusterError {
         ClusterError::NotLeaderOrFollower {
             topic: topic.to_owned(),
@@ -322,16 +341,7 @@ impl Cluster {
     /// # Errors
     /// `NotLeaderOrFollower`, `UnknownTopicOrPartition`, `OffsetOutOfRange`.
     pub async fn fetch(&self, request: FetchRequest) -> Result<FetchResponse> {
-        let (group, _) = self.locate(&request.topic, request.partition)?;
-        let Some(reader) = self
-            .inner
-            .partitions
-            .read()
-            .get(&group)
-            .map(|p| p.reader.clone())
-        else {
-            return Err(self.not_leader(&request.topic, request.partition, group));
-        };
+        let (group, reader) = self.local_reader(&request.topic, request.partition)?;
         if !self.inner.multi.is_leader(group) {
             return Err(self.not_leader(&request.topic, request.partition, group));
         }
@@ -374,16 +384,7 @@ impl Cluster {
         partition: u32,
         query: OffsetQuery,
     ) -> Result<Option<u64>> {
-        let (group, _) = self.locate(topic, partition)?;
-        let Some(reader) = self
-            .inner
-            .partitions
-            .read()
-            .get(&group)
-            .map(|p| p.reader.clone())
-        else {
-            return Err(self.not_leader(topic, partition, group));
-        };
+        let (_, reader) = self.local_reader(topic, partition)?;
         let spec = match query {
             OffsetQuery::Earliest => raft_fsm::OffsetSpec::Earliest,
             OffsetQuery::Latest => raft_fsm::OffsetSpec::Latest,

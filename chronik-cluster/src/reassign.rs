@@ -145,26 +145,15 @@ impl Cluster {
                 .change_replicas(topic, partition, learners)
                 .await
                 .map_err(step)?;
-            let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
-            loop {
-                let status = client
-                    .partition_status(topic, partition)
-                    .await
-                    .map_err(step)?;
-                let caught_up = adding.iter().all(|n| {
+            let caught_up = |status: &PartitionRaftStatus| {
+                adding.iter().all(|n| {
                     status
                         .matched
                         .iter()
                         .any(|(id, m)| id == n && *m >= status.commit)
-                });
-                if caught_up {
-                    break;
-                }
-                if tokio::time::Instant::now() > deadline {
-                    return Err(ClusterError::RequestTimedOut);
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+                })
+            };
+            await_status(&client, topic, partition, STEP_TIMEOUT, caught_up).await?;
         }
         // 3. One joint-consensus change swaps the voters.
         let mut swap: Vec<ReplicaChange> =
@@ -176,25 +165,38 @@ impl Cluster {
                 .await
                 .map_err(step)?;
         }
-        let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
-        loop {
-            let status = client
-                .partition_status(topic, partition)
-                .await
-                .map_err(step)?;
+        let swapped = |status: &PartitionRaftStatus| {
             let voters: BTreeSet<NodeId> = status.voters.iter().copied().collect();
-            if voters == distinct && status.learners.is_empty() {
-                break;
-            }
-            if tokio::time::Instant::now() > deadline {
-                return Err(ClusterError::RequestTimedOut);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+            voters == distinct && status.learners.is_empty()
+        };
+        await_status(&client, topic, partition, STEP_TIMEOUT, swapped).await?;
         // 4. The catalogue drops the old replicas; their nodes destroy them.
         let version = self
             .propose_metadata(MetadataCommand::alter_replicas(topic, partition, target))
             .await?;
         self.await_catalog(version, STEP_TIMEOUT).await
+    }
+}
+
+/// Polls the partition leader's view until `done` holds, or fails after `timeout`.
+#[cfg(feature = "grpc")]
+async fn await_status(
+    client: &crate::client::ChronikClient,
+    topic: &str,
+    partition: u32,
+    timeout: std::time::Duration,
+    done: impl Fn(&PartitionRaftStatus) -> bool,
+) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match client.partition_status(topic, partition).await {
+            Ok(status) if done(&status) => return Ok(()),
+            Ok(_) => {}
+            Err(error) => tracing::debug!(topic, partition, %error, "partition status unavailable"),
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(ClusterError::RequestTimedOut);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
