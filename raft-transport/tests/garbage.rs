@@ -1,7 +1,9 @@
 //! Property tests: garbage sent to a gRPC node. Random frames (any cluster, sender, receiver,
 //! payload, size up to a bit over the maximum frame size) and random message bytes are
 //! rejected with the status and the `TransportStats::rejected` counter a model predicts;
-//! random bytes on the bare TCP port are dropped with the connection. After every case the
+//! random bytes on the bare TCP port are dropped with the connection; gRPC framing garbage
+//! (bad compression flags, wrong declared lengths) sent over hand-driven HTTP/2 ends the call
+//! with a `grpc-status`. After every case the
 //! node still delivers a real batch from its real peer. Seeded: `GARBAGE_SEED=<n>` replays a
 //! run, `GARBAGE_CASES=<n>` runs more.
 #![cfg(feature = "grpc")]
@@ -397,5 +399,166 @@ fn random_bytes_on_the_port_are_dropped_and_the_node_keeps_serving() {
     check("raw connections", 128, raw_connection(), |bytes| {
         rt.block_on(async { check_connection(&mut *pair.lock().await, bytes).await })
     });
+    rt.block_on(pair.into_inner().finish());
+}
+
+/// One gRPC message as bytes on the wire: compression flag, declared length, content.
+#[derive(Debug, Clone)]
+struct Wire {
+    flag: u8,
+    /// `None`: the true length.
+    declared: Option<u32>,
+    content: Item,
+}
+
+fn wire() -> impl Strategy<Value = Wire> {
+    (
+        prop_oneof![6 => Just(0u8), 1 => Just(1u8), 1 => any::<u8>()],
+        prop_oneof![
+            6 => Just(None),
+            1 => (0..64u32).prop_map(Some),
+            1 => any::<u32>().prop_map(Some)
+        ],
+        item(),
+    )
+        .prop_map(|(flag, declared, content)| Wire {
+            flag,
+            declared,
+            content,
+        })
+}
+
+fn encode_wire(messages: &[Wire]) -> Bytes {
+    let mut out = bytes::BytesMut::new();
+    for message in messages {
+        let content = message.content.bytes();
+        out.put_u8(message.flag);
+        out.put_u32(message.declared.unwrap_or(content.len() as u32));
+        out.put_slice(&content);
+    }
+    out.freeze()
+}
+
+/// Posts `body` to the batch call over a hand-driven HTTP/2 connection; returns the
+/// `grpc-status` the server ends the call with.
+async fn post_batches(addr: SocketAddr, body: Bytes) -> Result<Option<String>, TestCaseError> {
+    use tonic::codegen::http;
+    let fail = |what: &str, e: &dyn std::fmt::Display| TestCaseError::fail(format!("{what}: {e}"));
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| fail("connect", &e))?;
+    let (client, connection) = h2::client::handshake(tcp)
+        .await
+        .map_err(|e| fail("handshake", &e))?;
+    let driver = tokio::spawn(connection);
+    let call = async {
+        let mut client = client.ready().await?;
+        let request = http::Request::builder()
+            .method("POST")
+            .uri(format!(
+                "http://{addr}/chronik.raft.transport.v1.RaftTransport/Batches"
+            ))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(())
+            .map_err(|_| h2::Error::from(h2::Reason::INTERNAL_ERROR))?;
+        let (response, mut send) = client.send_request(request, false)?;
+        // Flow control: the body is at most a few frames over the window; h2 buffers it.
+        send.send_data(body, true)?;
+        let response = response.await?;
+        let status = |headers: &http::HeaderMap| {
+            headers
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        if let Some(code) = status(response.headers()) {
+            return Ok(Some(code));
+        }
+        let mut body = response.into_body();
+        // Bounded: the batch call sends no data, only trailers.
+        while let Some(data) = body.data().await {
+            let data = data?;
+            let _ = body.flow_control().release_capacity(data.len());
+        }
+        Ok::<_, h2::Error>(body.trailers().await?.as_ref().and_then(status))
+    };
+    let outcome = tokio::time::timeout(WAIT, call).await;
+    driver.abort();
+    match outcome {
+        Err(_) => Err(TestCaseError::fail(
+            "the server neither answered nor ended the call",
+        )),
+        Ok(Err(error)) => Err(fail("http/2", &error)),
+        Ok(Ok(status)) => Ok(status),
+    }
+}
+
+async fn check_wire(pair: &mut Pair, messages: Vec<Wire>) -> Result<(), TestCaseError> {
+    let before = pair.target.stats().rejected;
+    let status = post_batches(pair.addr, encode_wire(&messages)).await?;
+    let counted = pair.target.stats().rejected.total() - before.total();
+    match status.as_deref() {
+        Some("0") => prop_assert_eq!(counted, 0),
+        // INTERNAL: tonic's own framing errors, not all counted (see
+        // `grpc_framing_errors_are_counted`).
+        Some("13") => prop_assert!(counted <= 1, "one call, {} rejections", counted),
+        Some(code) => prop_assert_eq!(counted, 1, "status {}", code),
+        None => return Err(TestCaseError::fail("the call ended without a grpc-status")),
+    }
+    pair.still_serves().await
+}
+
+/// Bug, kept out of the property above: the server refuses these calls (status INTERNAL)
+/// but `TransportStats::rejected` does not count them, because `receive_error` in
+/// src/grpc/server.rs counts INTERNAL only when the message contains "decode", and tonic's
+/// framing errors say otherwise: "protocol error: received message with compressed-flag but
+/// no grpc-encoding was specified", "... invalid compression flag ...", and "Unexpected EOF
+/// decoding stream." (a message cut short by the end of the request).
+#[test]
+#[ignore = "bug: gRPC framing errors are refused but not counted in TransportStats::rejected"]
+fn grpc_framing_errors_are_counted() {
+    let rt = runtime();
+    rt.block_on(async {
+        let pair = Pair::start().await;
+        let valid = Item::Frame(proto::Frame {
+            cluster_id: CLUSTER,
+            from: 2,
+            to: 1,
+            messages: Vec::new(),
+        });
+        let cases = [
+            ("compressed flag, no grpc-encoding", 1, None),
+            ("invalid compression flag", 7, None),
+            ("message cut short by the end of the call", 0, Some(99)),
+        ];
+        for (what, flag, declared) in cases {
+            let wire = Wire {
+                flag,
+                declared,
+                content: valid.clone(),
+            };
+            let before = pair.target.stats().rejected.total();
+            let status = post_batches(pair.addr, encode_wire(&[wire]))
+                .await
+                .expect("an answer");
+            assert_eq!(status.as_deref(), Some("13"), "{what}");
+            let counted = pair.target.stats().rejected.total() - before;
+            assert_eq!(counted, 1, "{what}: refused but not counted");
+        }
+        pair.finish().await;
+    });
+}
+
+#[test]
+fn grpc_framing_garbage_ends_the_call_with_a_status() {
+    let rt = runtime();
+    let pair = tokio::sync::Mutex::new(rt.block_on(Pair::start()));
+    check(
+        "gRPC framing garbage",
+        128,
+        proptest::collection::vec(wire(), 1..4),
+        |messages| rt.block_on(async { check_wire(&mut *pair.lock().await, messages).await }),
+    );
     rt.block_on(pair.into_inner().finish());
 }
