@@ -3,9 +3,8 @@
 //! rejected with the status and the `TransportStats::rejected` counter a model predicts;
 //! random bytes on the bare TCP port are dropped with the connection; gRPC framing garbage
 //! (bad compression flags, wrong declared lengths) sent over hand-driven HTTP/2 ends the call
-//! with a `grpc-status`. After every case the
-//! node still delivers a real batch from its real peer. Seeded: `GARBAGE_SEED=<n>` replays a
-//! run, `GARBAGE_CASES=<n>` runs more.
+//! with a `grpc-status`. After every case the node still delivers a real batch from its real
+//! peer. Seeded: `GARBAGE_SEED=<n>` replays a run, `GARBAGE_CASES=<n>` runs more.
 #![cfg(feature = "grpc")]
 
 #[allow(dead_code)]
