@@ -247,6 +247,19 @@ pub(crate) fn decode_records<'a>(
     Ok(())
 }
 
+/// Raft indexes and terms never come near this; a record claiming more was not written
+/// by the engine (and would overflow index arithmetic).
+const MAX_INDEX: u64 = 1 << 62;
+
+/// `value` if it is a plausible raft index or term.
+fn plausible(value: u64) -> std::result::Result<u64, CorruptionKind> {
+    if value <= MAX_INDEX {
+        Ok(value)
+    } else {
+        Err(CorruptionKind::Inconsistent)
+    }
+}
+
 fn decode_record<'a>(reader: &mut Reader<'a>) -> std::result::Result<Record<'a>, CorruptionKind> {
     let kind = reader.u8()?;
     let group = reader.u64()?;
@@ -260,9 +273,13 @@ fn decode_record<'a>(reader: &mut Reader<'a>) -> std::result::Result<Record<'a>,
     let r = &mut body_reader;
     let record = match kind {
         REC_ENTRIES => {
-            let first_index = r.u64()?;
+            let first_index = plausible(r.u64()?)?;
             let count = r.u32()?;
             let body = &body[12..];
+            // Every entry takes at least its prefix: a larger count is not this record's.
+            if first_index == 0 || u64::from(count) * ENTRY_PREFIX as u64 > body.len() as u64 {
+                return Err(CorruptionKind::Inconsistent);
+            }
             Record::Entries {
                 group,
                 first_index,
@@ -271,21 +288,40 @@ fn decode_record<'a>(reader: &mut Reader<'a>) -> std::result::Result<Record<'a>,
                 body_offset: body_offset + 12,
             }
         }
-        REC_HARD_STATE => Record::HardState(group, r.message(len)?),
+        REC_HARD_STATE => {
+            let hs: HardState = r.message(len)?;
+            plausible(hs.term)?;
+            plausible(hs.commit)?;
+            Record::HardState(group, hs)
+        }
         REC_CONF_STATE => {
-            let index = r.u64()?;
+            let index = plausible(r.u64()?)?;
             let cs_len = len.checked_sub(8).ok_or(CorruptionKind::Inconsistent)?;
             Record::ConfState(group, r.message(cs_len)?, index)
         }
-        REC_COMPACT => Record::Compact(group, r.u64()?, r.u64()?),
-        REC_APPLY_SNAPSHOT => Record::ApplySnapshot(group, r.message(len)?),
+        REC_COMPACT => {
+            let index = plausible(r.u64()?)?;
+            if index == 0 {
+                return Err(CorruptionKind::Inconsistent);
+            }
+            Record::Compact(group, index, plausible(r.u64()?)?)
+        }
+        REC_APPLY_SNAPSHOT => {
+            let meta: SnapshotMetadata = r.message(len)?;
+            plausible(meta.index)?;
+            plausible(meta.term)?;
+            Record::ApplySnapshot(group, meta)
+        }
         REC_REMOVE_GROUP => Record::Remove(group),
-        REC_SNAPSHOT_REF => Record::SnapshotRef(group, r.u64()?, r.u64()?),
+        REC_SNAPSHOT_REF => Record::SnapshotRef(group, plausible(r.u64()?)?, plausible(r.u64()?)?),
         REC_CHECKPOINT => {
-            let first_index = r.u64()?;
-            let prev_term = r.u64()?;
-            let base_index = r.u64()?;
-            let base_term = r.u64()?;
+            let first_index = plausible(r.u64()?)?;
+            if first_index == 0 {
+                return Err(CorruptionKind::Inconsistent);
+            }
+            let prev_term = plausible(r.u64()?)?;
+            let base_index = plausible(r.u64()?)?;
+            let base_term = plausible(r.u64()?)?;
             let snap_index = r.u64()?;
             let snap_term = r.u64()?;
             let snapshot = (r.u8()? == 1).then_some((snap_index, snap_term));
@@ -320,7 +356,7 @@ pub(crate) fn entry_spans(
         bytes: body,
         pos: 0,
     };
-    let mut spans = Vec::with_capacity(count as usize);
+    let mut spans = Vec::with_capacity((count as usize).min(body.len() / ENTRY_PREFIX));
     for _ in 0..count {
         let term = reader.u64()?;
         let len = reader.u32()?;

@@ -195,7 +195,7 @@ impl LogEngine {
             .last()
             .map_or(Some(1), |last| last.checked_add(1));
         let next = next.ok_or(Error::TooLarge { size: usize::MAX })?;
-        let active = wal.create(next)?;
+        let active = wal.create(next, recovered.last_segment_len)?;
         let mut groups = recovered.groups;
         let missing = snapshot::reconcile_snapshot_files(dir, &mut groups)?;
         let engine = LogEngine::with_parts(

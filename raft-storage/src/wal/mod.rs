@@ -55,9 +55,12 @@ impl Wal {
         &self.dir
     }
 
-    /// Starts segment `id` and registers it for reads.
-    pub fn create(&self, id: u32) -> Result<ActiveSegment> {
-        let file = Arc::new(create_segment(&self.dir, id)?);
+    /// Starts segment `id` (recording `prev_len`, the final length of the segment before
+    /// it) and registers it for reads.
+    pub fn create(&self, id: u32, prev_len: u64) -> Result<ActiveSegment> {
+        // Segments stay under 4 GiB; a length that does not fit is recorded as unknown.
+        let prev_len = u32::try_from(prev_len).unwrap_or(0);
+        let file = Arc::new(create_segment(&self.dir, id, prev_len)?);
         self.readers.write().insert(id, Arc::clone(&file));
         Ok(ActiveSegment {
             id,
@@ -80,7 +83,7 @@ impl Wal {
             .id
             .checked_add(1)
             .ok_or(Error::TooLarge { size: usize::MAX })?;
-        *active = self.create(next)?;
+        *active = self.create(next, active.len)?;
         Ok(())
     }
 

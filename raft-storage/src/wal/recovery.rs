@@ -23,6 +23,8 @@ pub(crate) struct Recovered {
     pub tail_cuts: u64,
     /// Bytes dropped by the cut.
     pub tail_bytes_cut: u64,
+    /// Final length of the last live segment (0 if none).
+    pub last_segment_len: u64,
 }
 
 /// Replays every segment of `dir`, cutting a torn tail of the last one.
@@ -40,23 +42,39 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered> {
     let mut recovered = Recovered::default();
     let mut bytes = Vec::new();
     let count = ids.len();
+    // The previous segment's path and final length, checked against what the next
+    // segment's header recorded when it was sealed.
+    let mut previous: Option<(std::path::PathBuf, u64)> = None;
     for (position, &id) in ids.iter().enumerate() {
         let is_last = position + 1 == count;
         let path = segment_path(dir, id);
         bytes.clear();
         fs::File::open(&path)?.read_to_end(&mut bytes)?;
-        if let Err(kind) = check_header(&bytes, id) {
-            if is_last && bytes.len() < SEGMENT_HEADER {
-                // Torn while being created: it never held a frame.
-                tracing::warn!(path = %path.display(), "removing segment with a torn header");
-                fs::remove_file(&path)?;
-                continue;
+        let recorded = match check_header(&bytes, id) {
+            Ok(recorded) => u64::from(recorded),
+            Err(kind) => {
+                if is_last && bytes.len() < SEGMENT_HEADER {
+                    // Torn while being created: it never held a frame.
+                    tracing::warn!(path = %path.display(), "removing segment with a torn header");
+                    fs::remove_file(&path)?;
+                    continue;
+                }
+                return Err(Error::Corruption {
+                    path,
+                    offset: 0,
+                    kind,
+                });
             }
-            return Err(Error::Corruption {
-                path,
-                offset: 0,
-                kind,
-            });
+        };
+        if let Some((prev_path, prev_len)) = previous.take() {
+            if recorded != 0 && prev_len < recorded {
+                // A sealed segment lost whole frames at its end.
+                return Err(Error::Corruption {
+                    path: prev_path,
+                    offset: prev_len,
+                    kind: CorruptionKind::Truncated,
+                });
+            }
         }
         let mut pos = SEGMENT_HEADER;
         while pos < bytes.len() {
@@ -90,6 +108,9 @@ pub(crate) fn recover(dir: &Path) -> Result<Recovered> {
             recovered.bytes += total as u64;
             pos += total;
         }
+        let final_len = pos.min(bytes.len()) as u64;
+        recovered.last_segment_len = final_len;
+        previous = Some((path, final_len));
         recovered.segments.push(id);
     }
     for group in recovered.groups.values_mut() {
@@ -131,10 +152,16 @@ fn apply_frame(
                         },
                     });
                 }
-                groups
-                    .entry(group)
-                    .or_insert_with(GroupState::recovering)
-                    .append(first_index, &spans, None);
+                let state = groups.entry(group).or_insert_with(GroupState::recovering);
+                // Writes never leave a hole in a group's log: one found here means frames
+                // are missing (a sealed segment lost its end), not a purged prefix.
+                if state.soft.is_none()
+                    && !state.index.is_empty()
+                    && first_index > state.last_index() + 1
+                {
+                    return Err((CorruptionKind::Inconsistent, body_offset));
+                }
+                state.append(first_index, &spans, None);
             }
             Record::HardState(group, hs) => groups
                 .entry(group)

@@ -29,25 +29,32 @@ pub(crate) fn parse_segment_name(name: &str) -> Option<u32> {
 }
 
 /// The header of segment `id`: magic, version, id, reserved, CRC32C of the first 20 bytes.
-pub(crate) fn encode_header(id: u32) -> [u8; SEGMENT_HEADER] {
+/// The header of segment `id`; `prev_len` is the final length of the segment before it
+/// (0 when unknown), so recovery notices a sealed segment that lost its end.
+pub(crate) fn encode_header(id: u32, prev_len: u32) -> [u8; SEGMENT_HEADER] {
     let mut header = [0u8; SEGMENT_HEADER];
     header[..8].copy_from_slice(SEGMENT_MAGIC);
     header[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
     header[12..16].copy_from_slice(&id.to_le_bytes());
+    header[16..20].copy_from_slice(&prev_len.to_le_bytes());
     let crc = crc32c::crc32c(&header[..20]);
     header[20..24].copy_from_slice(&crc.to_le_bytes());
     header
 }
 
 /// Checks a segment header read from the file of segment `id`.
-pub(crate) fn check_header(bytes: &[u8], id: u32) -> Result<(), CorruptionKind> {
+/// Checks segment `id`'s header and returns the previous segment's recorded length.
+pub(crate) fn check_header(bytes: &[u8], id: u32) -> Result<u32, CorruptionKind> {
     let header = bytes
         .get(..SEGMENT_HEADER)
         .ok_or(CorruptionKind::Truncated)?;
-    if header != encode_header(id) {
+    let mut prev = [0u8; 4];
+    prev.copy_from_slice(&header[16..20]);
+    let prev_len = u32::from_le_bytes(prev);
+    if header != encode_header(id, prev_len) {
         return Err(CorruptionKind::BadHeader);
     }
-    Ok(())
+    Ok(prev_len)
 }
 
 /// Makes a directory's entries (new files, renames, deletions) durable.
@@ -56,14 +63,14 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 }
 
 /// Creates segment `id` with its header, durable (file and directory entry).
-pub(crate) fn create_segment(dir: &Path, id: u32) -> io::Result<File> {
+pub(crate) fn create_segment(dir: &Path, id: u32, prev_len: u32) -> io::Result<File> {
     let path = segment_path(dir, id);
     let mut file = OpenOptions::new()
         .read(true)
         .append(true)
         .create_new(true)
         .open(&path)?;
-    file.write_all(&encode_header(id))?;
+    file.write_all(&encode_header(id, prev_len))?;
     file.sync_all()?;
     sync_dir(dir)?;
     Ok(file)
@@ -99,8 +106,9 @@ mod tests {
 
     #[test]
     fn header_checks_id_and_bits() {
-        let header = encode_header(7);
-        assert_eq!(check_header(&header, 7), Ok(()));
+        let header = encode_header(7, 0);
+        assert_eq!(check_header(&header, 7), Ok(0));
+        assert_eq!(check_header(&encode_header(7, 4096), 7), Ok(4096));
         assert_eq!(check_header(&header, 8), Err(CorruptionKind::BadHeader));
         assert_eq!(
             check_header(&header[..10], 7),

@@ -66,7 +66,10 @@ fn receive_error(inner: &Inner, from: Option<NodeId>, status: Status) -> Status 
             inner.rejects.count(RejectReason::FrameTooLarge);
             status
         }
-        tonic::Code::Internal if status.message().contains("decode") => {
+        // Every internal error while reading a peer's stream is bad framing from it:
+        // undecodable messages, a compression flag without an encoding, a message cut
+        // short by the end of the call.
+        tonic::Code::Internal => {
             inner.rejects.count(RejectReason::Malformed);
             super::to_status(&TransportError::Malformed {
                 from,
