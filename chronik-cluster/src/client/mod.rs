@@ -10,16 +10,16 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::api::{
-    Acks, ClusterStatus, FetchRequest, FetchResponse, LocalPartitionStatus, NodeDescription,
-    OffsetQuery, PartitionDescription, ProduceRequest, ProduceResponse, RecordBatch,
-    TopicDescription, TopicSpec,
-};
+use crate::api::{ClusterStatus, NodeDescription, TopicDescription, TopicSpec};
 use crate::service::proto::{self, chronik_client::ChronikClient as Rpc};
 use crate::service::MAX_MESSAGE_BYTES;
 use crate::NodeId;
 
 mod admin;
+mod convert;
+mod data;
+
+use convert::{status_from_proto, topic_from_proto};
 
 /// Why a client call failed.
 #[derive(Debug, thiserror::Error)]
@@ -382,186 +382,6 @@ impl ChronikClient {
         .await
     }
 
-    /// Produces to the partition's leader.
-    ///
-    /// # Errors
-    /// The partition's refusal, or `GaveUp`.
-    pub async fn produce(&self, request: ProduceRequest) -> ClientResult<ProduceResponse> {
-        let target = Target::Leader(request.topic.clone(), request.partition);
-        let wire = proto::ProduceRequest {
-            topic: request.topic,
-            partition: request.partition,
-            records: request.records,
-            record_count: request.record_count,
-            max_timestamp: request.max_timestamp,
-            acks: match request.acks {
-                Acks::None => 0,
-                Acks::Leader => 1,
-                Acks::All => -1,
-            },
-            idempotent: request.producer.is_some(),
-            producer_id: request.producer.map_or(0, |p| p.producer_id),
-            producer_epoch: request.producer.map_or(0, |p| p.producer_epoch),
-            base_sequence: request.producer.map_or(0, |p| p.base_sequence),
-            timeout_ms: u32::try_from(request.timeout.as_millis()).unwrap_or(u32::MAX),
-        };
-        self.with_retry(target, |mut rpc, address| {
-            let wire = wire.clone();
-            async move {
-                let reply = rpc
-                    .produce(wire)
-                    .await
-                    .map_err(|s| self.rpc_error(&address, s))?
-                    .into_inner();
-                check(reply.outcome)?;
-                Ok(ProduceResponse {
-                    base_offset: reply.base_offset,
-                    last_offset: reply.last_offset,
-                    log_append_time: reply.log_append_time,
-                })
-            }
-        })
-        .await
-    }
-
-    /// Fetches from the partition's leader.
-    ///
-    /// # Errors
-    /// The partition's refusal (`OffsetOutOfRange` is code 1), or `GaveUp`.
-    pub async fn fetch(&self, request: FetchRequest) -> ClientResult<FetchResponse> {
-        let target = Target::Leader(request.topic.clone(), request.partition);
-        let wire = proto::FetchRequest {
-            topic: request.topic,
-            partition: request.partition,
-            offset: request.offset,
-            max_bytes: u32::try_from(request.max_bytes).unwrap_or(u32::MAX),
-            max_wait_ms: u32::try_from(request.max_wait.as_millis()).unwrap_or(u32::MAX),
-        };
-        self.with_retry(target, |mut rpc, address| {
-            let wire = wire.clone();
-            async move {
-                let reply = rpc
-                    .fetch(wire)
-                    .await
-                    .map_err(|s| self.rpc_error(&address, s))?
-                    .into_inner();
-                check(reply.outcome)?;
-                Ok(FetchResponse {
-                    batches: reply
-                        .batches
-                        .into_iter()
-                        .map(|b| RecordBatch {
-                            base_offset: b.base_offset,
-                            last_offset: b.last_offset,
-                            max_timestamp: b.max_timestamp,
-                            leader_epoch: b.leader_epoch,
-                            records: b.records,
-                        })
-                        .collect(),
-                    high_watermark: reply.high_watermark,
-                    log_start_offset: reply.log_start_offset,
-                })
-            }
-        })
-        .await
-    }
-
-    /// An offset of a partition, from its leader.
-    ///
-    /// # Errors
-    /// The partition's refusal, or `GaveUp`.
-    pub async fn list_offsets(
-        &self,
-        topic: &str,
-        partition: u32,
-        query: OffsetQuery,
-    ) -> ClientResult<Option<u64>> {
-        let wire = proto::ListOffsetsRequest {
-            topic: topic.to_owned(),
-            partition,
-            query: match query {
-                OffsetQuery::Earliest => -2,
-                OffsetQuery::Latest => -1,
-                OffsetQuery::Timestamp(ts) => ts,
-            },
-        };
-        self.with_retry(
-            Target::Leader(topic.to_owned(), partition),
-            |mut rpc, address| {
-                let wire = wire.clone();
-                async move {
-                    let reply = rpc
-                        .list_offsets(wire)
-                        .await
-                        .map_err(|s| self.rpc_error(&address, s))?
-                        .into_inner();
-                    check(reply.outcome)?;
-                    Ok(reply.found.then_some(reply.offset))
-                }
-            },
-        )
-        .await
-    }
-
-    /// Commits a consumer group's offset for one partition.
-    ///
-    /// # Errors
-    /// The controller's refusal, or `GaveUp`.
-    pub async fn commit_offset(
-        &self,
-        group: &str,
-        topic: &str,
-        partition: u32,
-        offset: i64,
-    ) -> ClientResult<()> {
-        let wire = proto::CommitOffsetsRequest {
-            group: group.to_owned(),
-            topic: topic.to_owned(),
-            partition,
-            offset,
-        };
-        self.with_retry(Target::Controller, |mut rpc, address| {
-            let wire = wire.clone();
-            async move {
-                let reply = rpc
-                    .commit_offsets(wire)
-                    .await
-                    .map_err(|s| self.rpc_error(&address, s))?;
-                check(Some(reply.into_inner()))
-            }
-        })
-        .await
-    }
-
-    /// A consumer group's committed offset for one partition.
-    ///
-    /// # Errors
-    /// `GaveUp` when no node answers.
-    pub async fn committed_offset(
-        &self,
-        group: &str,
-        topic: &str,
-        partition: u32,
-    ) -> ClientResult<Option<i64>> {
-        let wire = proto::FetchOffsetRequest {
-            group: group.to_owned(),
-            topic: topic.to_owned(),
-            partition,
-        };
-        self.with_retry(Target::Any, |mut rpc, address| {
-            let wire = wire.clone();
-            async move {
-                let reply = rpc
-                    .fetch_offset(wire)
-                    .await
-                    .map_err(|s| self.rpc_error(&address, s))?
-                    .into_inner();
-                Ok(reply.found.then_some(reply.offset))
-            }
-        })
-        .await
-    }
-
     /// Registers a node with the controller (what a joining node does).
     ///
     /// # Errors
@@ -608,60 +428,5 @@ impl ChronikClient {
             .await
             .map_err(|s| self.rpc_error(&address, s))?;
         Ok(status_from_proto(reply.into_inner()))
-    }
-}
-
-fn topic_from_proto(t: proto::Topic) -> TopicDescription {
-    TopicDescription {
-        name: t.name,
-        topic_id: t.topic_id.to_vec(),
-        replication_factor: t.replication_factor,
-        partitions: t.partitions.into_iter().map(partition_from_proto).collect(),
-        configs: t.configs.into_iter().collect(),
-    }
-}
-
-fn partition_from_proto(p: proto::Partition) -> PartitionDescription {
-    PartitionDescription {
-        topic: p.topic,
-        partition: p.partition,
-        group_id: p.group_id,
-        replicas: p.replicas,
-        leader: (p.leader != 0).then_some(p.leader),
-    }
-}
-
-fn status_from_proto(s: proto::StatusReply) -> ClusterStatus {
-    ClusterStatus {
-        node_id: s.node_id,
-        controller: (s.controller != 0).then_some(s.controller),
-        nodes: s
-            .nodes
-            .into_iter()
-            .map(|n| NodeDescription {
-                id: n.id,
-                raft_address: n.raft_address,
-                client_address: n.client_address,
-                rack: (!n.rack.is_empty()).then_some(n.rack),
-            })
-            .collect(),
-        partitions: s.partitions.into_iter().map(partition_from_proto).collect(),
-        local_groups: s.local_groups,
-        local_leaders: s.local_leaders,
-        local_hibernated: s.local_hibernated,
-        local_partitions: s
-            .local_partitions
-            .into_iter()
-            .map(|p| LocalPartitionStatus {
-                topic: p.topic,
-                partition: p.partition,
-                group_id: p.group_id,
-                leader: p.leader,
-                high_watermark: p.high_watermark,
-                log_start_offset: p.log_start_offset,
-            })
-            .collect(),
-        wal_syncs: s.wal_syncs,
-        wal_bytes_written: s.wal_bytes_written,
     }
 }
