@@ -20,7 +20,7 @@ const ROTATIONS: usize = 8;
 /// Returns the high watermark every replica must reach.
 pub async fn barrier(shared: &Shared, partition: u32) -> Result<u64, String> {
     let deadline = tokio::time::Instant::now() + WAIT;
-    for attempt in 0.. {
+    for attempt in 0..1_000 {
         if tokio::time::Instant::now() >= deadline {
             return Err(format!("no barrier acknowledged on p{partition}"));
         }
