@@ -134,7 +134,12 @@ impl MultiConfig {
             pre_vote: true,
             max_uncommitted_size: self.max_uncommitted_size,
             max_committed_size_per_ready: self.max_committed_size_per_ready,
-            batch_append: true,
+            // raft-rs's batch_append merges new entries into an earlier MsgAppend to the
+            // same peer in the same Ready, even an empty probe with a later index: after a
+            // rejection in that Ready the message claims entries it does not start with,
+            // the follower acknowledges an index it does not hold, and a later heartbeat
+            // panics it. Our outbox already sends one frame per peer per round.
+            batch_append: false,
             ..Default::default()
         }
     }

@@ -1,10 +1,9 @@
-//! Frames held back so later ones overtake them. Ignored: it reproduces a follower
-//! panic in raft-rs (`to_commit N is out of range [last_index N-1]` in
-//! `handle_heartbeat`) within seconds (seeds 1, 7, 8 and the default): a leader's
-//! heartbeat carries a commit index one past the follower's log, so the leader's
-//! view of what the follower holds (`matched`) is ahead of the follower's log. The
-//! worker thread dies and the partition never converges. Run it with
-//! `cargo test -p chronik-cluster-tests --test faults t30 -- --ignored`.
+//! Frames held back so later ones overtake them. This test found a follower panic
+//! (`to_commit N is out of range [last_index N-1]` in raft-rs's `handle_heartbeat`):
+//! raft-rs's `batch_append` merged new entries into an earlier empty MsgAppend with a
+//! later index, the follower acknowledged an index it did not hold, and the leader's
+//! next heartbeat committed past the follower's log. raft-multi now leaves
+//! `batch_append` off.
 
 use std::time::Duration;
 
@@ -13,7 +12,6 @@ use crate::scenario::Scenario;
 use crate::schedule::Fault;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a reordered frame panics a follower (to_commit past last_index): see the module doc"]
 async fn acknowledged_records_survive_reordered_messages() {
     let seed = seed_or(30);
     let _guard = SeedGuard {
