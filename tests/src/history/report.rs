@@ -4,7 +4,7 @@ use std::fmt;
 
 use super::Violation;
 
-/// What [`History::check`] found.
+/// What [`History::check`](crate::history::History::check) found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
     /// Every broken guarantee; empty when the history is correct.
