@@ -245,6 +245,27 @@ impl Cluster {
         .unwrap()
     }
 
+    /// Changes `group`'s membership on its current leader, retrying on retriable
+    /// errors (a new leader, a change still in progress) until the deadline.
+    pub fn change_membership(
+        &self,
+        group: GroupId,
+        changes: Vec<raft_multi::MembershipChange>,
+    ) -> raft::eraftpb::ConfState {
+        wait_until("a membership change", || {
+            let leader = self.leader(group)?;
+            match block_timeout(
+                self.multi(leader).change_membership(group, changes.clone()),
+                Duration::from_secs(5),
+            )? {
+                Ok(cs) => Some(cs),
+                Err(e) if e.is_retriable() => None,
+                Err(e) => panic!("membership change failed: {e}"),
+            }
+        })
+        .unwrap()
+    }
+
     pub fn state(&self, node: NodeId, group: GroupId) -> MemoryState {
         self.nodes[&node].views[&group].state()
     }

@@ -54,20 +54,7 @@ fn add_a_learner_promote_it_and_remove_an_old_voter() {
         c.propose(3, format!("p{i}").as_bytes());
     }
     c.add_joining_replica(4, 3);
-    let change = |changes: Vec<MembershipChange>| {
-        wait_until("a membership change", || {
-            let leader = c.leader(3)?;
-            match block_timeout(
-                c.multi(leader).change_membership(3, changes.clone()),
-                Duration::from_secs(5),
-            )? {
-                Ok(cs) => Some(cs),
-                Err(e) if e.is_retriable() => None,
-                Err(e) => panic!("membership change failed: {e}"),
-            }
-        })
-        .unwrap()
-    };
+    let change = |changes: Vec<MembershipChange>| c.change_membership(3, changes);
     let cs = change(vec![MembershipChange::AddLearner(4)]);
     assert_eq!(cs.learners, vec![4]);
     c.wait_converged(3, 5);
@@ -167,18 +154,7 @@ fn membership_changes_under_load_lose_and_duplicate_nothing() {
     let change = |changes: Vec<MembershipChange>| {
         let before = acked.lock().unwrap().len();
         progress(before + 20);
-        let cs = wait_until("a membership change under load", || {
-            let leader = c.leader(8)?;
-            match block_timeout(
-                c.multi(leader).change_membership(8, changes.clone()),
-                Duration::from_secs(5),
-            )? {
-                Ok(cs) => Some(cs),
-                Err(e) if e.is_retriable() => None,
-                Err(e) => panic!("membership change failed: {e}"),
-            }
-        })
-        .unwrap();
+        let cs = c.change_membership(8, changes);
         let after = acked.lock().unwrap().len();
         progress(after + 20);
         cs
@@ -229,20 +205,7 @@ fn a_restart_after_membership_changes_replays_none_of_them_twice() {
     c.propose(6, b"before");
     c.add_joining_replica(4, 6);
     c.add_joining_replica(5, 6);
-    let change = |c: &Cluster, changes: Vec<MembershipChange>| {
-        wait_until("a membership change", || {
-            let leader = c.leader(6)?;
-            match block_timeout(
-                c.multi(leader).change_membership(6, changes.clone()),
-                Duration::from_secs(5),
-            )? {
-                Ok(cs) => Some(cs),
-                Err(e) if e.is_retriable() => None,
-                Err(e) => panic!("membership change failed: {e}"),
-            }
-        })
-        .unwrap()
-    };
+    let change = |c: &Cluster, changes: Vec<MembershipChange>| c.change_membership(6, changes);
     change(&c, vec![MembershipChange::AddLearner(4)]);
     change(&c, vec![MembershipChange::AddVoter(4)]);
     change(
