@@ -46,6 +46,25 @@ pub fn configs(dir: &Path) -> Vec<NodeConfig> {
         .collect()
 }
 
+/// The config of node `id` that joins a running cluster through `via`.
+pub fn joining(id: u64, dir: &Path, via: &NodeConfig) -> NodeConfig {
+    let ports = free_ports(2);
+    let mut config = NodeConfig::new(
+        id,
+        dir.join(format!("node-{id}")),
+        format!("127.0.0.1:{}", ports[0]).parse().unwrap(),
+        format!("127.0.0.1:{}", ports[1]).parse().unwrap(),
+    );
+    config.raft.tick_ms = 20;
+    config.join = true;
+    config.peers = vec![PeerConfig {
+        id: via.node_id,
+        raft_addr: via.raft_addr.to_string(),
+        client_addr: via.client_addr.to_string(),
+    }];
+    config
+}
+
 pub async fn start(configs: &[NodeConfig]) -> Vec<Node> {
     let mut nodes = Vec::new();
     for c in configs {

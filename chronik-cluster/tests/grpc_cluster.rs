@@ -148,20 +148,7 @@ async fn a_joining_node_registers_replicates_the_catalogue_and_hosts_new_partiti
         .await
         .unwrap();
     // Node 4 knows only node 1 and joins through it.
-    let ports = common::free_ports(2);
-    let mut fourth = chronik_cluster::NodeConfig::new(
-        4,
-        dir.path().join("node-4"),
-        format!("127.0.0.1:{}", ports[0]).parse().unwrap(),
-        format!("127.0.0.1:{}", ports[1]).parse().unwrap(),
-    );
-    fourth.raft.tick_ms = 20;
-    fourth.join = true;
-    fourth.peers = vec![chronik_cluster::PeerConfig {
-        id: 1,
-        raft_addr: configs[0].raft_addr.to_string(),
-        client_addr: configs[0].client_addr.to_string(),
-    }];
+    let fourth = common::joining(4, dir.path(), &configs[0]);
     tracing::info!("--- node 4 joins");
     nodes.push(
         chronik_cluster::Node::builder(fourth)
@@ -222,20 +209,7 @@ async fn a_partition_moves_to_new_replicas_without_losing_records() {
     let configs = configs(dir.path());
     let mut nodes = start(&configs).await;
     // A fourth node, joined, so a replica can move to it.
-    let ports = common::free_ports(2);
-    let mut fourth = chronik_cluster::NodeConfig::new(
-        4,
-        dir.path().join("node-4"),
-        format!("127.0.0.1:{}", ports[0]).parse().unwrap(),
-        format!("127.0.0.1:{}", ports[1]).parse().unwrap(),
-    );
-    fourth.raft.tick_ms = 20;
-    fourth.join = true;
-    fourth.peers = vec![chronik_cluster::PeerConfig {
-        id: 1,
-        raft_addr: configs[0].raft_addr.to_string(),
-        client_addr: configs[0].client_addr.to_string(),
-    }];
+    let fourth = common::joining(4, dir.path(), &configs[0]);
     nodes.push(
         chronik_cluster::Node::builder(fourth)
             .start()
