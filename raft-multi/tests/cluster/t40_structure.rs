@@ -22,7 +22,8 @@ fn one_sync_per_round_and_one_frame_per_peer_per_round() {
     let mut tasks = Vec::new();
     for round in 0..5u32 {
         for g in 1..=64u64 {
-            let leader = c.leader(g).unwrap();
+            // Leadership may move under load: wait for the current leader.
+            let leader = c.wait_leader(g);
             let multi = c.multi(leader).clone();
             tasks.push(
                 runtime
