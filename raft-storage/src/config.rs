@@ -28,6 +28,7 @@ pub struct EngineConfig {
     cache_capacity: usize,
     purge_lag_segments: u64,
     rewrite_threshold: u64,
+    max_log_bytes: u64,
 }
 
 impl EngineConfig {
@@ -39,6 +40,7 @@ impl EngineConfig {
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             purge_lag_segments: DEFAULT_PURGE_LAG_SEGMENTS,
             rewrite_threshold: DEFAULT_REWRITE_THRESHOLD,
+            max_log_bytes: 0,
         }
     }
 
@@ -70,6 +72,23 @@ impl EngineConfig {
     pub fn rewrite_threshold(mut self, bytes: u64) -> EngineConfig {
         self.rewrite_threshold = bytes;
         self
+    }
+
+    /// The most bytes the live segment files may hold together (0: no limit; otherwise at
+    /// least two segments, so that purge can free some). A write that
+    /// appends entries and would pass the limit is refused with
+    /// [`Error::QuotaExceeded`] before anything is written; the engine stays usable, and
+    /// compaction and purge free space again. Records without entries (hard states,
+    /// compactions, snapshot references, purge's rewrites) are never refused: they are
+    /// small and they are how space is freed.
+    pub fn max_log_bytes(mut self, bytes: u64) -> EngineConfig {
+        self.max_log_bytes = bytes;
+        self
+    }
+
+    /// The size limit of the log in bytes (0: none).
+    pub fn get_max_log_bytes(&self) -> u64 {
+        self.max_log_bytes
     }
 
     /// The rewrite threshold in bytes.
@@ -112,6 +131,12 @@ impl EngineConfig {
             return Err(Error::InvalidConfig {
                 field: "segment_size",
                 reason: "must be below 4 GiB",
+            });
+        }
+        if self.max_log_bytes != 0 && self.max_log_bytes < 2 * self.segment_size {
+            return Err(Error::InvalidConfig {
+                field: "max_log_bytes",
+                reason: "must be 0 (no limit) or at least two segments",
             });
         }
         if self.purge_lag_segments == 0 {

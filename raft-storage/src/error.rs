@@ -102,6 +102,19 @@ pub enum Error {
         /// Size of the batch in bytes.
         size: usize,
     },
+    /// The write would take the live segment files past
+    /// [`max_log_bytes`](crate::EngineConfig::max_log_bytes). Nothing was written and the
+    /// engine is not poisoned: the batch is kept, and the write succeeds once compaction and
+    /// purge have freed enough space.
+    #[error("the log is full: {used} of {limit} bytes used, {needed} more do not fit")]
+    QuotaExceeded {
+        /// Bytes the live segments held.
+        used: u64,
+        /// The configured limit.
+        limit: u64,
+        /// Bytes the refused write needed.
+        needed: u64,
+    },
     /// The configuration is unusable.
     #[error("invalid engine configuration: {field} {reason}")]
     InvalidConfig {

@@ -29,8 +29,13 @@ pub struct EngineStats {
     pub recovery_bytes_cut: u64,
     /// Snapshot files referenced by the log but missing or damaged at recovery.
     pub missing_snapshots: u64,
-    /// Writes refused (invalid batch or poisoned engine).
+    /// Writes refused (invalid batch, poisoned engine, or over the size limit).
     pub rejected_writes: u64,
+    /// Writes refused because the log was at its size limit (counted in `rejected_writes`
+    /// too).
+    pub quota_rejections: u64,
+    /// Bytes held by the live segment files now (0 for the in-memory engine).
+    pub log_bytes: u64,
     /// Entries read back from segment files (cache misses).
     pub entries_read_from_disk: u64,
     /// Bytes held by the entry cache now.
@@ -53,6 +58,8 @@ pub(crate) struct Counters {
     pub recovery_bytes_cut: AtomicU64,
     pub missing_snapshots: AtomicU64,
     pub rejected_writes: AtomicU64,
+    pub quota_rejections: AtomicU64,
+    pub log_bytes: AtomicU64,
     pub entries_read_from_disk: AtomicU64,
     pub cache_bytes: AtomicU64,
 }
@@ -78,6 +85,8 @@ impl Counters {
             recovery_bytes_cut: get(&self.recovery_bytes_cut),
             missing_snapshots: get(&self.missing_snapshots),
             rejected_writes: get(&self.rejected_writes),
+            quota_rejections: get(&self.quota_rejections),
+            log_bytes: get(&self.log_bytes),
             entries_read_from_disk: get(&self.entries_read_from_disk),
             cache_bytes: get(&self.cache_bytes),
         }

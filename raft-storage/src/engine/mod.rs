@@ -1,6 +1,8 @@
 //! [`LogEngine`]: the shared log of every group of a node.
 
 mod purge;
+mod quota;
+pub use quota::LogUsage;
 mod snapshot;
 mod sync;
 mod write;
@@ -87,6 +89,9 @@ pub(crate) struct Inner {
     pub fail_next_sync: AtomicBool,
     #[cfg_attr(not(feature = "wal"), allow(dead_code))]
     pub purge: PurgePolicy,
+    /// Most bytes the live segments may hold (0: no limit).
+    #[cfg_attr(not(feature = "wal"), allow(dead_code))]
+    pub max_log_bytes: u64,
 }
 
 /// When purge reports or rewrites a lagging group.
@@ -113,6 +118,7 @@ impl LogEngine {
         groups: HashMap<GroupId, GroupState>,
         capacity: usize,
         purge: PurgePolicy,
+        max_log_bytes: u64,
         #[cfg(feature = "wal")] wal: Option<(crate::wal::Wal, std::fs::File)>,
     ) -> LogEngine {
         #[cfg(feature = "wal")]
@@ -148,6 +154,7 @@ impl LogEngine {
                 #[cfg(any(test, feature = "failpoints"))]
                 fail_next_sync: AtomicBool::new(false),
                 purge,
+                max_log_bytes,
             }),
         }
     }
@@ -162,6 +169,7 @@ impl LogEngine {
                 lag_segments: crate::config::DEFAULT_PURGE_LAG_SEGMENTS,
                 rewrite_threshold: 0,
             },
+            0,
             #[cfg(feature = "wal")]
             None,
         )
@@ -205,9 +213,14 @@ impl LogEngine {
                 lag_segments: config.get_purge_lag_segments(),
                 rewrite_threshold: config.get_rewrite_threshold(),
             },
+            config.get_max_log_bytes(),
             Some((wal, lock)),
         );
-        engine.inner.write.lock().active = Some(active);
+        {
+            let mut state = engine.inner.write.lock();
+            state.active = Some(active);
+            engine.refresh_usage(&state);
+        }
         let stats = &engine.inner.stats;
         add(&stats.recovered_bytes, recovered.bytes);
         add(&stats.recovery_tail_cuts, recovered.tail_cuts);

@@ -73,7 +73,7 @@ impl LogEngine {
                     &self.inner.stats.rewritten_groups,
                     batch.group_count() as u64,
                 );
-                self.write_locked(&mut state, &mut batch, false)?;
+                self.write_locked(&mut state, &mut batch, false, false)?;
             }
             lagging.sort_unstable();
             (active, lagging, state.written)
@@ -90,6 +90,7 @@ impl LogEngine {
                 .fold(active, u32::min)
         };
         let purged = wal.purge_below(bound)?;
+        self.refresh_usage(&self.inner.write.lock());
         if purged > 0 {
             add(&self.inner.stats.purged_segments, purged);
             tracing::debug!(purged, bound, "purged log segments");

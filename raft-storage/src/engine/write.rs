@@ -27,6 +27,9 @@ impl LogEngine {
     ///
     /// # Errors
     /// [`Error::Poisoned`] after any failed write or sync (the batch is kept);
+    /// [`Error::QuotaExceeded`] when a batch that appends entries would take the log past
+    /// [`max_log_bytes`](crate::EngineConfig::max_log_bytes) (nothing is written, the batch
+    /// is kept, the engine stays usable);
     /// [`Error::LogGap`], [`Error::NotContiguous`], [`Error::SnapshotOutOfDate`] for a batch
     /// that contradicts the log (nothing is written, the batch is kept); [`Error::Io`] for the
     /// failure that poisons the engine (what the batch then holds is unspecified).
@@ -49,7 +52,14 @@ impl LogEngine {
                     add(&self.inner.stats.rejected_writes, 1);
                     return Err(error);
                 }
-                let len = self.write_locked(&mut state, batch, !sync)?;
+                let len = match self.write_locked(&mut state, batch, !sync, true) {
+                    Err(error @ Error::QuotaExceeded { .. }) => {
+                        add(&self.inner.stats.rejected_writes, 1);
+                        add(&self.inner.stats.quota_rejections, 1);
+                        return Err(error);
+                    }
+                    other => other?,
+                };
                 (len, state.written)
             }
         };
@@ -61,7 +71,8 @@ impl LogEngine {
         Ok(len)
     }
 
-    /// Encodes and applies a validated batch. Caller holds the write lock.
+    /// Encodes and applies a validated batch. Caller holds the write lock. With `quota`, a
+    /// batch appending entries that would pass the size limit is refused before any write.
     ///
     /// The frame joins the pending buffer. With `flush` it is written at once (one `write`
     /// call, together with frames still pending); otherwise the next sync writes every
@@ -72,6 +83,7 @@ impl LogEngine {
         state: &mut WriteState,
         batch: &mut LogBatch,
         #[cfg_attr(not(feature = "wal"), allow(unused_variables))] flush: bool,
+        #[cfg_attr(not(feature = "wal"), allow(unused_variables))] quota: bool,
     ) -> Result<usize> {
         let state = &mut *state;
         state.entry_offsets.clear();
@@ -91,6 +103,12 @@ impl LogEngine {
                 return Err(error);
             }
             len = state.buf.len() - frame_start;
+            if quota {
+                if let Err(error) = self.check_quota(wal, state, batch, len) {
+                    state.buf.truncate(frame_start);
+                    return Err(error);
+                }
+            }
             let outcome = self.place_frame(wal, state, frame_start, len, flush);
             match outcome {
                 Ok((id, offset)) => (segment, frame_offset) = (id, offset),
@@ -106,6 +124,7 @@ impl LogEngine {
         state.batches_since_sync += 1;
         add(&self.inner.stats.bytes_written, len as u64);
         add(&self.inner.stats.batches_written, 1);
+        self.refresh_usage(state);
         // The entries move into the cache: the batch is cleared after a write anyway.
         self.apply_ops(state, batch.ops_mut(), segment, frame_offset);
         Ok(len)

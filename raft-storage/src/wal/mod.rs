@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -36,18 +37,28 @@ pub(crate) struct Wal {
     segment_size: u64,
     /// Read handles of every live segment, the active one included.
     readers: RwLock<BTreeMap<u32, Arc<File>>>,
+    /// Final lengths of the sealed segments (every live one but the active one).
+    sealed: parking_lot::Mutex<BTreeMap<u32, u64>>,
+    /// Sum of `sealed`.
+    sealed_bytes: AtomicU64,
 }
 
 impl Wal {
     pub fn new(dir: &Path, segment_size: u64, segments: &[u32]) -> Result<Wal> {
         let mut readers = BTreeMap::new();
+        let mut sealed = BTreeMap::new();
         for &id in segments {
-            readers.insert(id, Arc::new(File::open(segment_path(dir, id))?));
+            let file = File::open(segment_path(dir, id))?;
+            sealed.insert(id, file.metadata()?.len());
+            readers.insert(id, Arc::new(file));
         }
+        let sealed_bytes = sealed.values().sum();
         Ok(Wal {
             dir: dir.to_path_buf(),
             segment_size,
             readers: RwLock::new(readers),
+            sealed: parking_lot::Mutex::new(sealed),
+            sealed_bytes: AtomicU64::new(sealed_bytes),
         })
     }
 
@@ -83,8 +94,16 @@ impl Wal {
             .id
             .checked_add(1)
             .ok_or(Error::TooLarge { size: usize::MAX })?;
+        let sealed = (active.id, active.len);
         *active = self.create(next, active.len)?;
+        self.sealed.lock().insert(sealed.0, sealed.1);
+        self.sealed_bytes.fetch_add(sealed.1, Ordering::AcqRel);
         Ok(())
+    }
+
+    /// Bytes of the sealed segments (every live segment but the active one).
+    pub fn sealed_bytes(&self) -> u64 {
+        self.sealed_bytes.load(Ordering::Acquire)
     }
 
     /// Writes one frame with one `write` call; returns its offset in the segment.
@@ -119,6 +138,9 @@ impl Wal {
                 Err(error) => return Err(error.into()),
             }
             self.readers.write().remove(&id);
+            if let Some(len) = self.sealed.lock().remove(&id) {
+                self.sealed_bytes.fetch_sub(len, Ordering::AcqRel);
+            }
         }
         sync_dir(&self.dir)?;
         Ok(doomed.len() as u64)
