@@ -45,6 +45,12 @@ pub struct MultiConfig {
     /// Sync the write-ahead log at the end of every round that wrote (true in
     /// production; tests of throughput may turn it off).
     pub sync: bool,
+    /// Randomize each group's election timeout within `[election_ticks, 2 *
+    /// election_ticks)` (raft's defence against split votes; true by default). A
+    /// deterministic simulation turns it off, since raft-rs draws from a thread-local
+    /// generator no seed reaches: every timeout is then exactly `election_ticks`, and
+    /// the simulation varies when each node ticks instead.
+    pub election_jitter: bool,
 }
 
 impl MultiConfig {
@@ -65,6 +71,7 @@ impl MultiConfig {
             compact_after_entries: 10_000,
             maintenance_ticks: 50,
             sync: true,
+            election_jitter: true,
         }
     }
 
@@ -99,6 +106,13 @@ impl MultiConfig {
         self
     }
 
+    /// Turns raft's randomized election timeouts on or off (see
+    /// [`MultiConfig::election_jitter`]).
+    pub fn election_jitter(mut self, on: bool) -> Self {
+        self.election_jitter = on;
+        self
+    }
+
     /// Checks the configuration.
     ///
     /// # Errors
@@ -123,7 +137,14 @@ impl MultiConfig {
 
     /// The raft-rs configuration of one group on this node.
     pub(crate) fn raft_config(&self, applied: u64) -> raft::Config {
+        let (min_election_tick, max_election_tick) = if self.election_jitter {
+            (0, 0) // raft's default: [election_tick, 2 * election_tick)
+        } else {
+            (self.election_ticks, self.election_ticks + 1)
+        };
         raft::Config {
+            min_election_tick,
+            max_election_tick,
             id: self.node_id,
             election_tick: self.election_ticks,
             heartbeat_tick: self.heartbeat_ticks,

@@ -53,6 +53,8 @@
 
 mod command;
 mod config;
+#[cfg(any(test, feature = "test-util"))]
+mod driver;
 mod error;
 mod handler;
 mod leaders;
@@ -69,6 +71,8 @@ mod types;
 mod worker;
 
 pub use config::MultiConfig;
+#[cfg(any(test, feature = "test-util"))]
+pub use driver::Driver;
 pub use error::{Error, Result, SnapshotRejection};
 pub use logger::raft_logger;
 pub use metrics::MultiMetrics;

@@ -37,6 +37,8 @@ struct Inner {
     metrics: Arc<Metrics>,
     leaders: Arc<LeaderTable>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Driven by a [`crate::Driver`] instead of threads.
+    manual: bool,
 }
 
 impl MultiRaft {
@@ -49,6 +51,48 @@ impl MultiRaft {
         engine: LogEngine,
         transport: Arc<dyn Transport>,
     ) -> Result<MultiRaft> {
+        let (multi, workers) = Self::assemble(config, engine, transport, false)?;
+        let mut threads = Vec::with_capacity(workers.len());
+        for worker in workers {
+            let name = format!("raft-worker-{}-{}", multi.inner.node_id, threads.len());
+            match std::thread::Builder::new()
+                .name(name)
+                .spawn(move || worker.run())
+            {
+                Ok(handle) => threads.push(handle),
+                Err(error) => {
+                    multi.inner.router.broadcast(|| Command::Shutdown);
+                    return Err(Error::Storage(raft_storage::Error::from(error)));
+                }
+            }
+        }
+        *multi.inner.threads.lock() = threads;
+        Ok(multi)
+    }
+
+    /// Starts a scheduler without threads: its workers run only when the caller polls
+    /// the returned [`Driver`], so one thread can drive many nodes in a reproducible
+    /// order (deterministic simulation). Snapshot restores also run in those polls.
+    ///
+    /// # Errors
+    /// An invalid configuration.
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn start_manual(
+        config: MultiConfig,
+        engine: LogEngine,
+        transport: Arc<dyn Transport>,
+    ) -> Result<(MultiRaft, crate::Driver)> {
+        let (multi, workers) = Self::assemble(config, engine, transport, true)?;
+        Ok((multi, crate::Driver::new(workers)))
+    }
+
+    /// Builds the handle and the workers, and registers the inbound handler.
+    fn assemble(
+        config: MultiConfig,
+        engine: LogEngine,
+        transport: Arc<dyn Transport>,
+        manual: bool,
+    ) -> Result<(MultiRaft, Vec<Worker>)> {
         config.validate()?;
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::default());
@@ -57,8 +101,6 @@ impl MultiRaft {
             .map(|_| crossbeam_channel::bounded(config.mailbox_capacity))
             .unzip();
         let router = Router::new(senders, Arc::clone(&metrics));
-        let logger = crate::logger::raft_logger();
-        let mut threads = Vec::with_capacity(config.workers);
         let shared = Shared {
             config: Arc::clone(&config),
             engine,
@@ -66,34 +108,33 @@ impl MultiRaft {
             router: router.clone(),
             metrics: Arc::clone(&metrics),
             leaders: Arc::clone(&leaders),
-            logger,
+            logger: crate::logger::raft_logger(),
         };
-        for (index, mailbox) in receivers.into_iter().enumerate() {
-            let worker = Worker::new(index, shared.clone(), mailbox);
-            let name = format!("raft-worker-{}-{index}", config.node_id);
-            match std::thread::Builder::new()
-                .name(name)
-                .spawn(move || worker.run())
-            {
-                Ok(handle) => threads.push(handle),
-                Err(error) => {
-                    router.broadcast(|| Command::Shutdown);
-                    return Err(Error::Storage(raft_storage::Error::from(error)));
+        let workers = receivers
+            .into_iter()
+            .enumerate()
+            .map(|(index, mailbox)| {
+                if manual {
+                    Worker::manual(index, shared.clone(), mailbox)
+                } else {
+                    Worker::new(index, shared.clone(), mailbox)
                 }
-            }
-        }
+            })
+            .collect();
         transport.set_handler(Arc::new(Inbound {
             router: router.clone(),
         }));
-        Ok(MultiRaft {
+        let multi = MultiRaft {
             inner: Arc::new(Inner {
                 node_id: config.node_id,
                 router,
                 metrics,
                 leaders,
-                threads: Mutex::new(threads),
+                threads: Mutex::new(Vec::new()),
+                manual,
             }),
-        })
+        };
+        Ok((multi, workers))
     }
 
     /// This node's id.
@@ -265,6 +306,11 @@ impl MultiRaft {
     /// Stops the workers after the commands already queued; waiting callers get
     /// `Stopped`. Idempotent.
     pub fn shutdown(&self) {
+        if self.inner.manual {
+            // The driver stops at its next poll.
+            self.inner.router.broadcast(|| Command::Shutdown);
+            return;
+        }
         let threads = std::mem::take(&mut *self.inner.threads.lock());
         if threads.is_empty() {
             return;

@@ -30,16 +30,25 @@ pub(crate) struct Restored {
 /// handler), then makes the restored state durable. Runs on its own thread: a
 /// snapshot may take long, and the worker must keep driving its other groups.
 pub(crate) fn restore(
-    mut fsm: Box<dyn StateMachine>,
+    fsm: Box<dyn StateMachine>,
     meta: SnapshotMeta,
     mut chunks: mpsc::Receiver<Result<Bytes, String>>,
 ) -> (Box<dyn StateMachine>, Result<(), FsmError>) {
-    let mut iter = std::iter::from_fn(|| match chunks.blocking_recv()? {
-        Ok(chunk) => Some(Ok(chunk)),
-        Err(reason) => Some(Err(FsmError::Io {
+    restore_from(fsm, meta, std::iter::from_fn(|| chunks.blocking_recv()))
+}
+
+/// Restores `fsm` from chunks already at hand (or pulled as the iterator goes), then
+/// flushes it.
+pub(crate) fn restore_from(
+    mut fsm: Box<dyn StateMachine>,
+    meta: SnapshotMeta,
+    chunks: impl Iterator<Item = Result<Bytes, String>>,
+) -> (Box<dyn StateMachine>, Result<(), FsmError>) {
+    let mut iter = chunks.map(|item| {
+        item.map_err(|reason| FsmError::Io {
             path: "<snapshot stream>".into(),
             source: std::io::Error::other(reason),
-        })),
+        })
     });
     let outcome = fsm
         .restore(meta, &mut iter)

@@ -40,6 +40,15 @@ pub(crate) struct Shared {
     pub logger: slog::Logger,
 }
 
+/// What one turn of a worker did.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Turn {
+    /// The worker was told to stop.
+    pub shutdown: bool,
+    /// Something was handled, written, sent or applied.
+    pub worked: bool,
+}
+
 pub(crate) struct Worker {
     index: usize,
     config: Arc<MultiConfig>,
@@ -61,9 +70,21 @@ pub(crate) struct Worker {
     created: Vec<Reply<()>>,
     ticks: u64,
     stopped: Option<String>,
+    /// Driven by the caller's thread (`MultiRaft::start_manual`): snapshot restores run
+    /// in turns instead of on threads of their own.
+    manual: bool,
+    /// Manual mode: snapshots being received.
+    restores: Vec<snapshots::PendingRestore>,
 }
 
 impl Worker {
+    /// A worker for manual driving (see [`Worker::poll`]).
+    pub(crate) fn manual(index: usize, shared: Shared, mailbox: Receiver<Command>) -> Worker {
+        let mut worker = Worker::new(index, shared, mailbox);
+        worker.manual = true;
+        worker
+    }
+
     pub(crate) fn new(index: usize, shared: Shared, mailbox: Receiver<Command>) -> Worker {
         let Shared {
             config,
@@ -92,40 +113,57 @@ impl Worker {
             created: Vec::new(),
             ticks: 0,
             stopped: None,
+            manual: false,
+            restores: Vec::new(),
         }
     }
 
     /// Runs rounds until shut down. Blocks on the mailbox only when nothing is pending.
     pub(crate) fn run(mut self) {
-        loop {
-            let idle = self.active.is_empty()
-                && self.outbox.is_empty()
-                && self.batch.is_empty()
-                && self.created.is_empty();
-            let first = if idle {
-                self.mailbox.recv().ok()
-            } else {
-                self.mailbox.try_recv().ok()
-            };
-            let mut shutdown = idle && first.is_none();
-            if let Some(command) = first {
-                shutdown |= self.handle(command);
-            }
-            for _ in 0..MAX_COMMANDS_PER_ROUND {
-                if shutdown {
-                    break;
-                }
-                match self.mailbox.try_recv() {
-                    Ok(command) => shutdown |= self.handle(command),
-                    Err(_) => break,
-                }
-            }
-            self.round();
+        while !self.turn(true).shutdown {}
+        self.close();
+    }
+
+    /// One turn on the caller's thread without blocking (manual driving): pending
+    /// snapshot restores, the mailbox, one round.
+    pub(crate) fn poll(&mut self) -> Turn {
+        let restored = self.poll_restores();
+        let mut turn = self.turn(false);
+        turn.worked |= restored;
+        turn
+    }
+
+    /// Takes what is in the mailbox (waiting for the first command when `block` and
+    /// nothing is pending) and runs one round.
+    fn turn(&mut self, block: bool) -> Turn {
+        let idle = self.active.is_empty()
+            && self.outbox.is_empty()
+            && self.batch.is_empty()
+            && self.created.is_empty();
+        let first = if idle && block {
+            self.mailbox.recv().ok()
+        } else {
+            self.mailbox.try_recv().ok()
+        };
+        let mut shutdown = idle && block && first.is_none();
+        let mut worked = !idle || first.is_some();
+        if let Some(command) = first {
+            shutdown |= self.handle(command);
+        }
+        for _ in 0..MAX_COMMANDS_PER_ROUND {
             if shutdown {
                 break;
             }
+            match self.mailbox.try_recv() {
+                Ok(command) => {
+                    worked = true;
+                    shutdown |= self.handle(command);
+                }
+                Err(_) => break,
+            }
         }
-        self.close();
+        self.round();
+        Turn { shutdown, worked }
     }
 
     fn ctx(&mut self) -> (Ctx<'_>, &mut BTreeMap<GroupId, Peer>) {
@@ -215,7 +253,8 @@ impl Worker {
             return;
         }
         match self.engine.purge_expired() {
-            Ok(holding) => {
+            Ok(mut holding) => {
+                holding.sort_unstable();
                 for group in holding {
                     self.router.send_to_owner(group, Command::Compact { group });
                 }
@@ -363,7 +402,10 @@ impl Worker {
         self.stopped = Some(reason);
     }
 
-    fn close(&mut self) {
+    pub(crate) fn close(&mut self) {
+        for restore in std::mem::take(&mut self.restores) {
+            restore.abandon();
+        }
         for reply in self.created.drain(..) {
             answer(reply, Err(Error::Stopped));
         }

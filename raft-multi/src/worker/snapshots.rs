@@ -4,6 +4,7 @@
 use raft::SnapshotStatus;
 use raft_fsm::SnapshotMeta;
 use raft_transport::OutgoingSnapshot;
+use tokio::sync::mpsc::error::TryRecvError;
 
 use super::Worker;
 use crate::command::{answer, Command, Reply, SnapshotHeader};
@@ -11,6 +12,25 @@ use crate::error::{Error, SnapshotRejection};
 use crate::peer::Peer;
 use crate::snapshot::{self, FsmChunks, Restored};
 use crate::GroupId;
+
+/// Manual mode: a snapshot being received, restored on the worker's thread once its
+/// stream has ended (so the caller's thread alone decides when things happen).
+pub(crate) struct PendingRestore {
+    group: GroupId,
+    fsm: Box<dyn raft_fsm::StateMachine>,
+    meta: SnapshotMeta,
+    message: Box<raft::eraftpb::Message>,
+    reply: Reply<()>,
+    chunks: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, String>>,
+    received: Vec<Result<bytes::Bytes, String>>,
+}
+
+impl PendingRestore {
+    /// The worker stops: the sender learns the snapshot was not installed.
+    pub(crate) fn abandon(self) {
+        answer(self.reply, Err(Error::Stopped));
+    }
+}
 
 impl Worker {
     /// Saves the raft snapshot a leader serves to followers that fell behind its
@@ -56,8 +76,20 @@ impl Worker {
             index: header.fsm_index,
             term: header.fsm_term,
         };
-        let router = self.router.clone();
         let message = header.message;
+        if self.manual {
+            self.restores.push(PendingRestore {
+                group,
+                fsm,
+                meta: fsm_meta,
+                message,
+                reply,
+                chunks,
+                received: Vec::new(),
+            });
+            return;
+        }
+        let router = self.router.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("snapshot-restore-{group}"))
             .spawn(move || {
@@ -81,6 +113,53 @@ impl Worker {
             // start: stop the group rather than run it without its state.
             self.stop_group(group, Error::Storage(raft_storage::Error::from(error)));
         }
+    }
+
+    /// Manual mode: moves the chunks that arrived into each pending restore, and
+    /// restores on this thread those whose stream has ended. True if any progressed.
+    pub(super) fn poll_restores(&mut self) -> bool {
+        if self.restores.is_empty() {
+            return false;
+        }
+        let mut progressed = false;
+        let mut finished = Vec::new();
+        for (position, pending) in self.restores.iter_mut().enumerate() {
+            loop {
+                match pending.chunks.try_recv() {
+                    Ok(chunk) => {
+                        progressed = true;
+                        pending.received.push(chunk);
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        finished.push(position);
+                        break;
+                    }
+                }
+            }
+        }
+        for position in finished.into_iter().rev() {
+            progressed = true;
+            let pending = self.restores.remove(position);
+            let PendingRestore {
+                group,
+                fsm,
+                meta,
+                message,
+                reply,
+                received,
+                ..
+            } = pending;
+            let (fsm, outcome) = snapshot::restore_from(fsm, meta, received.into_iter());
+            let restored = Restored {
+                fsm,
+                outcome,
+                message,
+                reply,
+            };
+            self.restore_done(group, restored);
+        }
+        progressed
     }
 
     pub(super) fn restore_done(&mut self, group: GroupId, restored: Restored) {
