@@ -1,5 +1,6 @@
-//! Cross-crate tests of chronik-cluster: a checker of produce/fetch histories, and
-//! the fault-injection tests that use it (`tests/faults`).
+//! Cross-crate tests of chronik-cluster: a checker of produce/fetch histories, a
+//! deterministic simulation of whole clusters ([`sim`], run by `tests/sim.rs`), and
+//! the fault-injection tests on real threads (`tests/faults`).
 //!
 //! [`history`] records what clients did and saw, then checks it against the final
 //! log of every replica: no acknowledged record lost, moved or duplicated, offsets
@@ -36,3 +37,4 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod history;
+pub mod sim;
