@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::Receiver;
 use raft_storage::{LogBatch, LogEngine};
-use raft_transport::{NodeId, PeerState, Transport};
+use raft_transport::Transport;
 
 use crate::command::{answer, Command, Reply};
 use crate::config::MultiConfig;
@@ -22,6 +22,7 @@ use crate::GroupId;
 
 mod handle;
 mod snapshots;
+mod upkeep;
 
 use handle::reject;
 
@@ -215,73 +216,6 @@ impl Worker {
             peer.fail_all(|| Error::Unknown { group });
             self.forget(&peer);
             tracing::error!(group, reason = %text, "replica removed from the scheduler; its log is kept");
-        }
-    }
-
-    fn tick(&mut self) {
-        self.ticks += 1;
-        // Raft asked for snapshots the engine did not have: make them now.
-        for (group, _request_index) in self.engine.take_snapshot_requests() {
-            if self.peers.contains_key(&group) {
-                self.handle(Command::Compact { group });
-            } else {
-                self.router.send_to_owner(group, Command::Compact { group });
-            }
-        }
-        let awake: Vec<GroupId> = self.awake.iter().copied().collect();
-        {
-            let (mut ctx, peers) = self.ctx();
-            for group in &awake {
-                if let Some(peer) = peers.get_mut(group) {
-                    peer.tick(&mut ctx);
-                }
-            }
-        }
-        for group in awake {
-            self.touch(group);
-        }
-        let maintenance = self.config.maintenance_ticks as u64;
-        if maintenance > 0 && self.ticks % maintenance == 0 {
-            self.maintenance();
-        }
-    }
-
-    /// Periodic work: purging the log (worker 0), and compacting the groups that hold
-    /// the purge back.
-    fn maintenance(&mut self) {
-        if self.index != 0 {
-            return;
-        }
-        match self.engine.purge_expired() {
-            Ok(mut holding) => {
-                holding.sort_unstable();
-                for group in holding {
-                    self.router.send_to_owner(group, Command::Compact { group });
-                }
-            }
-            Err(error) => tracing::warn!(%error, "purging the write-ahead log failed"),
-        }
-    }
-
-    fn peer_state(&mut self, node: NodeId, state: PeerState) {
-        if state != PeerState::Unreachable {
-            return;
-        }
-        let metrics = Arc::clone(&self.metrics);
-        let woken: Vec<GroupId> = self
-            .peers
-            .iter_mut()
-            .filter_map(|(&group, peer)| peer.on_node_lost(node, &metrics).then_some(group))
-            .collect();
-        if !woken.is_empty() {
-            tracing::info!(
-                node,
-                groups = woken.len(),
-                "peer lost: waking the groups it led"
-            );
-        }
-        for group in woken {
-            self.touch(group);
         }
     }
 
