@@ -19,6 +19,11 @@ use crate::NodeId;
 /// raft_addr = "127.0.0.1:7101"
 /// client_addr = "127.0.0.1:7201"
 ///
+/// [raft]
+/// # Cap on the write-ahead log's bytes (0, the default: none). Near it, writes are
+/// # refused with Kafka error 56 instead of filling the disk.
+/// max_log_bytes = 8589934592
+///
 /// [[peers]]
 /// id = 2
 /// raft_addr = "127.0.0.1:7102"
@@ -99,6 +104,11 @@ pub struct RaftSettings {
     pub workers: usize,
     /// Write-ahead-log segment size in bytes.
     pub segment_bytes: u64,
+    /// Most bytes the write-ahead log's segments may hold (0: no limit; otherwise at
+    /// least two segments). Near the limit (the last eighth is kept for raft's own
+    /// records) the node refuses writes with `StorageFull` (Kafka error 56) instead of
+    /// taking them; reads go on, and writes resume once the log is compacted and purged.
+    pub max_log_bytes: u64,
 }
 
 impl Default for RaftSettings {
@@ -110,6 +120,7 @@ impl Default for RaftSettings {
             hibernate_after_ticks: 10,
             workers: 0,
             segment_bytes: 128 * 1024 * 1024,
+            max_log_bytes: 0,
         }
     }
 }
@@ -197,7 +208,8 @@ impl NodeConfig {
 
     /// Applies overrides from environment variables: `CHRONIK_NODE_ID`,
     /// `CHRONIK_CLUSTER_ID`, `CHRONIK_DATA_DIR`, `CHRONIK_RAFT_ADDR`,
-    /// `CHRONIK_CLIENT_ADDR`, `CHRONIK_METRICS_ADDR`, `CHRONIK_RACK`, `CHRONIK_TICK_MS`.
+    /// `CHRONIK_CLIENT_ADDR`, `CHRONIK_METRICS_ADDR`, `CHRONIK_RACK`, `CHRONIK_TICK_MS`,
+    /// `CHRONIK_MAX_LOG_BYTES`.
     ///
     /// # Errors
     /// A variable whose value does not parse.
@@ -225,6 +237,7 @@ impl NodeConfig {
                 "CHRONIK_METRICS_ADDR" => self.metrics_addr = Some(parse(name, value)?),
                 "CHRONIK_RACK" => self.rack = Some(value.clone()),
                 "CHRONIK_TICK_MS" => self.raft.tick_ms = parse(name, value)?,
+                "CHRONIK_MAX_LOG_BYTES" => self.raft.max_log_bytes = parse(name, value)?,
                 _ => {}
             }
         }
@@ -247,6 +260,10 @@ impl NodeConfig {
             return invalid(
                 "raft.election_ticks must be greater than raft.heartbeat_ticks (at least 1)",
             );
+        }
+        let quota = self.raft.max_log_bytes;
+        if quota != 0 && quota < self.raft.segment_bytes.saturating_mul(2) {
+            return invalid("raft.max_log_bytes must be 0 (no limit) or at least two segments (2 x raft.segment_bytes)");
         }
         let mut seen = std::collections::BTreeSet::from([self.node_id]);
         for peer in &self.peers {
@@ -321,9 +338,12 @@ client_addr = "127.0.0.1:7202"
         c.apply_env([
             ("CHRONIK_NODE_ID".into(), "3".into()),
             ("CHRONIK_TICK_MS".into(), "20".into()),
+            ("CHRONIK_MAX_LOG_BYTES".into(), "1073741824".into()),
         ])
         .unwrap();
         assert_eq!((c.node_id, c.raft.tick_ms), (3, 20));
+        assert_eq!(c.raft.max_log_bytes, 1 << 30);
+        c.validate().unwrap();
         let err = c
             .apply_env([("CHRONIK_NODE_ID".into(), "three".into())])
             .unwrap_err();
@@ -346,6 +366,9 @@ client_addr = "127.0.0.1:7202"
         assert!(matches!(c.validate(), Err(ConfigError::Invalid(_))));
         let mut c = NodeConfig::from_toml(SAMPLE).unwrap();
         c.peers[0].id = 1;
+        assert!(matches!(c.validate(), Err(ConfigError::Invalid(_))));
+        let mut c = NodeConfig::from_toml(SAMPLE).unwrap();
+        c.raft.max_log_bytes = c.raft.segment_bytes;
         assert!(matches!(c.validate(), Err(ConfigError::Invalid(_))));
         let missing = NodeConfig::load(Path::new("/nonexistent/chronik.toml")).unwrap_err();
         assert!(matches!(missing, ConfigError::Read { .. }));

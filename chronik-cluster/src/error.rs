@@ -61,6 +61,16 @@ pub enum ClusterError {
     /// The catalogue refused the request.
     #[error(transparent)]
     Metadata(#[from] MetadataError),
+    /// The node's write-ahead log is at or near its size limit (`raft.max_log_bytes`):
+    /// the write was refused before it reached the log and will never appear. Reads
+    /// still work; writes succeed again once compaction and purge free space.
+    #[error("the node's write-ahead log is full ({used} of {limit} bytes used): write refused")]
+    StorageFull {
+        /// Bytes the log's live segments held.
+        used: u64,
+        /// The configured limit.
+        limit: u64,
+    },
     /// The node is stopping or stopped.
     #[error("the node is shutting down")]
     ShuttingDown,
@@ -156,6 +166,8 @@ impl ClusterError {
             ClusterError::Partition(e) => e.kafka_code(),
             ClusterError::Metadata(e) => e.kafka_code(),
             ClusterError::ShuttingDown => 8,
+            // KAFKA_STORAGE_ERROR.
+            ClusterError::StorageFull { .. } => 56,
             _ => -1,
         }
     }
@@ -208,6 +220,9 @@ impl ClusterError {
             }
             raft_multi::Error::Unknown { .. } => ClusterError::RequestTimedOut,
             raft_multi::Error::Stopped => ClusterError::ShuttingDown,
+            raft_multi::Error::StorageFull { used, limit, .. } => {
+                ClusterError::StorageFull { used, limit }
+            }
             other => ClusterError::Replication(other),
         }
     }
@@ -222,6 +237,9 @@ impl ClusterError {
             raft_multi::Error::Busy { .. } => ClusterError::Busy,
             raft_multi::Error::Unknown { .. } => ClusterError::RequestTimedOut,
             raft_multi::Error::Stopped => ClusterError::ShuttingDown,
+            raft_multi::Error::StorageFull { used, limit, .. } => {
+                ClusterError::StorageFull { used, limit }
+            }
             other => ClusterError::Replication(other),
         }
     }

@@ -235,8 +235,9 @@ fn open_engine(config: &NodeConfig, in_memory: bool) -> Result<LogEngine> {
     #[cfg(feature = "wal")]
     {
         let dir = config.data_dir.join("wal");
-        let engine_config =
-            raft_storage::EngineConfig::new(dir).segment_size(config.raft.segment_bytes);
+        let engine_config = raft_storage::EngineConfig::new(dir)
+            .segment_size(config.raft.segment_bytes)
+            .max_log_bytes(config.raft.max_log_bytes);
         Ok(LogEngine::open(engine_config)?)
     }
     #[cfg(not(feature = "wal"))]

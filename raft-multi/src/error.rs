@@ -112,6 +112,19 @@ pub enum Error {
         /// Why.
         reason: SnapshotRejection,
     },
+    /// The node's write-ahead log is at or near its size limit
+    /// (`max_log_bytes`): the proposal was refused before it reached the log. Nothing
+    /// of it will ever be applied. Writes succeed again once compaction and purge have
+    /// freed space, or on another node.
+    #[error("group {group}: the write-ahead log is full ({used} of {limit} bytes used)")]
+    StorageFull {
+        /// The group asked.
+        group: GroupId,
+        /// Bytes the log's live segments held.
+        used: u64,
+        /// The log's size limit.
+        limit: u64,
+    },
     /// The scheduler has stopped (shut down, or stopped after a fatal storage error).
     #[error("the scheduler has stopped")]
     Stopped,

@@ -35,6 +35,14 @@ pub enum ClientError {
         /// Where to retry, if known.
         leader: Option<NodeId>,
     },
+    /// The node's write-ahead log is full (Kafka error 56, `KAFKA_STORAGE_ERROR`): the
+    /// write was refused before it reached the log and will never appear. Not retried:
+    /// writes succeed again once the node has compacted and purged its log.
+    #[error("{message} (Kafka error 56)")]
+    StorageFull {
+        /// The node's explanation (bytes used and the limit).
+        message: String,
+    },
     /// No node at these addresses answered.
     #[error("no node reachable at {addresses:?}")]
     Unreachable {
@@ -68,7 +76,7 @@ impl ClientError {
             // and UNKNOWN_TOPIC (a catalogue that has not caught up yet).
             ClientError::Cluster { code, .. } => matches!(code, 6 | 41 | 7 | 19 | 8 | 3),
             ClientError::Rpc { .. } | ClientError::Unreachable { .. } => true,
-            ClientError::GaveUp { .. } => false,
+            ClientError::GaveUp { .. } | ClientError::StorageFull { .. } => false,
         }
     }
 
@@ -76,6 +84,7 @@ impl ClientError {
     pub fn kafka_code(&self) -> Option<i16> {
         match self {
             ClientError::Cluster { code, .. } => Some(*code),
+            ClientError::StorageFull { .. } => Some(STORAGE_ERROR),
             ClientError::GaveUp { last, .. } => last.kafka_code(),
             _ => None,
         }
@@ -101,8 +110,14 @@ pub struct ChronikClient {
     timeout: Duration,
 }
 
+/// Kafka's KAFKA_STORAGE_ERROR, which a node answers when its log is full.
+const STORAGE_ERROR: i16 = 56;
+
 fn check(outcome: Option<proto::Outcome>) -> ClientResult<()> {
     match outcome {
+        Some(o) if o.error_code == i32::from(STORAGE_ERROR) => Err(ClientError::StorageFull {
+            message: o.error_message,
+        }),
         Some(o) if o.error_code != 0 => Err(ClientError::Cluster {
             code: i16::try_from(o.error_code).unwrap_or(-1),
             message: o.error_message,

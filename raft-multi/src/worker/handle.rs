@@ -39,6 +39,11 @@ impl Worker {
                 }
             }
             Command::Propose { group, data, reply } => match self.peers.get_mut(&group) {
+                Some(_) if !has_room(&self.engine, data.len()) => {
+                    let usage = self.engine.usage();
+                    let (used, limit) = (usage.used, usage.limit);
+                    answer(reply, Err(Error::StorageFull { group, used, limit }));
+                }
                 Some(peer) => {
                     peer.propose(data, reply, &metrics);
                     self.touch(group);
@@ -151,6 +156,18 @@ impl Worker {
         self.batch.remove_group(group);
         self.created.push(reply);
     }
+}
+
+/// The share of the log's size limit kept free for what must still be written once
+/// proposals are refused: entries accepted earlier, raft's own records (hard states, a new
+/// leader's empty entry), and replicas of other leaders' entries. Past it a proposal gets
+/// `StorageFull`; the engine's hard limit (which stops the worker) stays the backstop.
+const RESERVE_DIVISOR: u64 = 8;
+
+/// True when the engine can take `bytes` more and keep its reserve.
+fn has_room(engine: &raft_storage::LogEngine, bytes: usize) -> bool {
+    let usage = engine.usage();
+    usage.has_room(bytes as u64, usage.limit / RESERVE_DIVISOR)
 }
 
 /// Answers a command that will never run.

@@ -1,0 +1,262 @@
+//! Real processes: `chronik-cluster node` processes on loopback with their write-ahead
+//! logs, killed with SIGKILL and restarted on the same data dirs and ports while
+//! clients produce (`acks=all`, plain and idempotent) and fetch; then every replica's
+//! final log is checked against the history (`chronik_cluster_tests::history`).
+//!
+//! `PROCESS_TEST_SECS=n` runs the faults for `n` seconds (60 by default);
+//! `SEED=n` replays a run's schedule of kills (not its timing).
+
+#[path = "../common.rs"]
+mod common;
+mod procs;
+mod verify;
+mod workload;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chronik_cluster::client::{ChronikClient, ClientError};
+use chronik_cluster::{encode_records, ProduceRequest, TopicSpec};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use procs::Processes;
+use verify::{
+    barrier, converge, leaders_of, read_every_replica, read_leaders, statuses, wait_for, WAIT,
+};
+use workload::{fetcher, idempotent_producer, plain_producer, Shared, TOPIC};
+
+const NODES: usize = 3;
+const PARTITIONS: u32 = 3;
+
+/// `name` from the environment as a number, else `default`.
+fn env_or(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(text) => match text.trim().parse() {
+            Ok(n) => n,
+            Err(_) => panic!("{name}={text:?} is not a number"),
+        },
+        Err(_) => default,
+    }
+}
+
+/// Prints the seed and the replay command if the test panics.
+struct SeedGuard(u64, &'static str);
+
+impl Drop for SeedGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "FAILED with seed {seed}; replay: SEED={seed} cargo test -p chronik-cluster \
+                 --test processes {test}",
+                seed = self.0,
+                test = self.1
+            );
+        }
+    }
+}
+
+fn seed() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    env_or("SEED", now % 1_000_000)
+}
+
+/// Starts the processes, waits for them, creates the topic and waits for its leaders.
+async fn start(max_log_bytes: u64, partitions: u32) -> (Processes, ChronikClient) {
+    let mut procs = Processes::start(NODES, max_log_bytes);
+    procs.wait_all_up().await.unwrap();
+    let admin = ChronikClient::connect(&procs.client_addresses())
+        .await
+        .unwrap()
+        .with_timeout(WAIT);
+    admin
+        .create_topic(TopicSpec::new(TOPIC, partitions, NODES as u32))
+        .await
+        .unwrap();
+    wait_for("a leader for every partition", WAIT, || async {
+        let all = statuses(&procs).await;
+        (0..partitions)
+            .all(|p| !leaders_of(&all, p).is_empty())
+            .then_some(())
+    })
+    .await
+    .unwrap();
+    (procs, admin)
+}
+
+/// Kills random nodes (one at a time, each restarted before the next) for `length`,
+/// and once, halfway, every node at once. Returns what it did.
+async fn faults(procs: &mut Processes, length: Duration, seed: u64) -> Vec<String> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let started = Instant::now();
+    let mut all_restarted = false;
+    let mut done = Vec::new();
+    while started.elapsed() < length {
+        tokio::time::sleep(Duration::from_millis(rng.random_range(300..2_000))).await;
+        let at = started.elapsed();
+        if !all_restarted && at >= length / 2 {
+            all_restarted = true;
+            for id in procs.ids() {
+                procs.kill(id);
+            }
+            tokio::time::sleep(Duration::from_millis(rng.random_range(0..1_000))).await;
+            for id in procs.ids() {
+                procs.spawn(id);
+            }
+            procs.wait_all_up().await.unwrap();
+            done.push(format!("{at:.1?}: killed and restarted every node"));
+            continue;
+        }
+        let victim = rng.random_range(1..=NODES as u64);
+        let down = Duration::from_millis(rng.random_range(50..2_500));
+        procs.kill(victim);
+        tokio::time::sleep(down).await;
+        procs.spawn(victim);
+        procs.wait_up(victim).await.unwrap();
+        done.push(format!("{at:.1?}: killed node {victim}, down {down:.1?}"));
+    }
+    done
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigkilled_nodes_lose_no_acknowledged_record() {
+    let seed = seed();
+    let _guard = SeedGuard(seed, "sigkilled_nodes_lose_no_acknowledged_record");
+    let length = Duration::from_secs(env_or("PROCESS_TEST_SECS", 60));
+    println!("seed {seed}; faults for {length:?}");
+    let started = Instant::now();
+    let (mut procs, admin) = start(0, PARTITIONS).await;
+    let shared = Shared::connect(&procs.client_addresses(), PARTITIONS)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    let mut client_seed = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let mut next_seed = || {
+        client_seed = client_seed.wrapping_add(1);
+        client_seed
+    };
+    for p in 0..PARTITIONS {
+        tasks.push(tokio::spawn(plain_producer(
+            shared.clone(),
+            p,
+            0,
+            next_seed(),
+        )));
+        let task = idempotent_producer(shared.clone(), p, 1, next_seed());
+        tasks.push(tokio::spawn(task));
+    }
+    for _ in 0..2 {
+        tasks.push(tokio::spawn(fetcher(
+            shared.clone(),
+            PARTITIONS,
+            next_seed(),
+        )));
+    }
+    let done = faults(&mut procs, length, seed).await;
+    shared.stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        match tokio::time::timeout(WAIT, task).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("a client panicked: {e}"),
+            Err(_) => panic!("a client did not stop within {WAIT:?}"),
+        }
+    }
+    let fail = |what: String| -> ! { panic!("seed {seed}: {what}; faults: {done:#?}") };
+    procs.wait_all_up().await.unwrap_or_else(|e| fail(e));
+    let mut at_least = Vec::new();
+    for p in 0..PARTITIONS {
+        at_least.push(barrier(&shared, p).await.unwrap_or_else(|e| fail(e)));
+    }
+    converge(&procs, &at_least)
+        .await
+        .unwrap_or_else(|e| fail(e));
+    let logs = read_every_replica(&procs, &admin, PARTITIONS)
+        .await
+        .unwrap_or_else(|e| fail(e));
+    let report = shared.history().check(&logs);
+    println!(
+        "seed {seed}: {report}; {} kills ({} events); {:?} in all",
+        procs.kills,
+        done.len(),
+        started.elapsed()
+    );
+    if !report.is_ok() {
+        fail(report.to_string());
+    }
+    let unexpected = workload::lock(&shared.unexpected).clone();
+    if !unexpected.is_empty() {
+        fail(format!("unexpected answers: {unexpected:#?}"));
+    }
+    if report.acknowledged == 0 || report.fetches == 0 || procs.kills < NODES {
+        fail(format!("the run did too little: {report}"));
+    }
+}
+
+/// A node's write-ahead log with a small size limit: writes are refused with the typed
+/// error (Kafka 56), nothing acknowledged is lost, and reads go on, also from the next
+/// leader once the first is SIGKILLed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_log_refuses_writes_and_loses_nothing() {
+    const LIMIT: u64 = 1 << 20;
+    let seed = seed();
+    let _guard = SeedGuard(seed, "a_full_log_refuses_writes_and_loses_nothing");
+    let (mut procs, _admin) = start(LIMIT, 1).await;
+    let shared = Shared::connect(&procs.client_addresses(), 1).await.unwrap();
+    let partition = chronik_cluster_tests::history::PartitionId::new(TOPIC, 0);
+    let mut refused = None;
+    // 1 KiB records: the limit holds about a thousand.
+    for n in 0..20_000u64 {
+        let records = vec![Bytes::from(format!("p0-c0-{n}-{:01000}", 0))];
+        let op = shared
+            .history()
+            .produce_invoked(partition.clone(), records.clone());
+        shared.produce(op, 0, &records, None).await;
+        if let Some(first) = workload::lock(&shared.storage_full).first() {
+            refused = Some((n, first.clone()));
+            break;
+        }
+    }
+    let Some((sent, message)) = refused else {
+        panic!("no write refused with a full log");
+    };
+    println!("refused after {sent} produces: {message}");
+    assert!(message.contains("write-ahead log is full"), "{message}");
+    // Refused again with the typed error: nothing the node took since freed space.
+    let late = vec![Bytes::from(format!("p0-late-{:01000}", 0))];
+    let op = shared
+        .history()
+        .produce_invoked(partition.clone(), late.clone());
+    let request = ProduceRequest::new(TOPIC, 0, encode_records(&late), 1);
+    let again = shared.client.produce(request).await;
+    assert!(
+        matches!(again, Err(ClientError::StorageFull { .. })),
+        "{again:?}"
+    );
+    assert_eq!(again.err().and_then(|e| e.kafka_code()), Some(56));
+    shared
+        .history()
+        .complete(op, chronik_cluster_tests::history::ProduceOutcome::Failed);
+    // Every replica holds the same records; the full leader serves reads.
+    converge(&procs, &[0]).await.unwrap();
+    let mut logs = read_leaders(&procs, 1).await.unwrap();
+    // Its successor (the log full there too) serves them as well.
+    let first_leader = logs[0].replica;
+    procs.kill(first_leader);
+    wait_for("a new leader", WAIT, || async {
+        let all = statuses(&procs).await;
+        (!leaders_of(&all, 0).is_empty()).then_some(())
+    })
+    .await
+    .unwrap();
+    logs.extend(read_leaders(&procs, 1).await.unwrap());
+    procs.spawn(first_leader);
+    procs.wait_up(first_leader).await.unwrap();
+    let report = shared.history().check(&logs);
+    println!("seed {seed}: {report}");
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(logs.len(), 2, "{report}");
+    assert!(report.acknowledged > 100, "{report}");
+}
