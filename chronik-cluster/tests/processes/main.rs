@@ -4,7 +4,10 @@
 //! final log is checked against the history (`chronik_cluster_tests::history`).
 //!
 //! `PROCESS_TEST_SECS=n` runs the faults for `n` seconds (60 by default);
-//! `SEED=n` replays a run's schedule of kills (not its timing).
+//! `PROCESS_TEST_NODES=n` runs 3 to 5 nodes (3 by default; partitions keep 3 replicas);
+//! `SEED=n` replays a run's schedule of kills (not its timing);
+//! `CHRONIK_CLUSTER_BIN=path` runs another build of the binary (a copy, say, that a
+//! concurrent `cargo build` cannot replace during a long run).
 
 #[path = "../common.rs"]
 mod common;
@@ -27,8 +30,16 @@ use verify::{
 };
 use workload::{fetcher, idempotent_producer, plain_producer, Shared, TOPIC};
 
-const NODES: usize = 3;
+/// Replicas per partition.
+const REPLICAS: usize = 3;
 const PARTITIONS: u32 = 3;
+
+/// Node processes: `PROCESS_TEST_NODES` (3 to 5), 3 by default.
+fn nodes() -> usize {
+    let n = env_or("PROCESS_TEST_NODES", REPLICAS as u64) as usize;
+    assert!((3..=5).contains(&n), "PROCESS_TEST_NODES must be 3, 4 or 5");
+    n
+}
 
 /// `name` from the environment as a number, else `default`.
 fn env_or(name: &str, default: u64) -> u64 {
@@ -65,15 +76,15 @@ fn seed() -> u64 {
 }
 
 /// Starts the processes, waits for them, creates the topic and waits for its leaders.
-async fn start(max_log_bytes: u64, partitions: u32) -> (Processes, ChronikClient) {
-    let mut procs = Processes::start(NODES, max_log_bytes);
+async fn start(nodes: usize, max_log_bytes: u64, partitions: u32) -> (Processes, ChronikClient) {
+    let mut procs = Processes::start(nodes, max_log_bytes);
     procs.wait_all_up().await.unwrap();
     let admin = ChronikClient::connect(&procs.client_addresses())
         .await
         .unwrap()
         .with_timeout(WAIT);
     admin
-        .create_topic(TopicSpec::new(TOPIC, partitions, NODES as u32))
+        .create_topic(TopicSpec::new(TOPIC, partitions, REPLICAS as u32))
         .await
         .unwrap();
     wait_for("a leader for every partition", WAIT, || async {
@@ -110,7 +121,7 @@ async fn faults(procs: &mut Processes, length: Duration, seed: u64) -> Vec<Strin
             done.push(format!("{at:.1?}: killed and restarted every node"));
             continue;
         }
-        let victim = rng.random_range(1..=NODES as u64);
+        let victim = rng.random_range(1..=procs.ids().len() as u64);
         let down = Duration::from_millis(rng.random_range(50..2_500));
         procs.kill(victim);
         tokio::time::sleep(down).await;
@@ -126,9 +137,10 @@ async fn sigkilled_nodes_lose_no_acknowledged_record() {
     let seed = seed();
     let _guard = SeedGuard(seed, "sigkilled_nodes_lose_no_acknowledged_record");
     let length = Duration::from_secs(env_or("PROCESS_TEST_SECS", 60));
-    println!("seed {seed}; faults for {length:?}");
+    let nodes = nodes();
+    println!("seed {seed}; {nodes} nodes; faults for {length:?}");
     let started = Instant::now();
-    let (mut procs, admin) = start(0, PARTITIONS).await;
+    let (mut procs, admin) = start(nodes, 0, PARTITIONS).await;
     let shared = Shared::connect(&procs.client_addresses(), PARTITIONS)
         .await
         .unwrap();
@@ -170,7 +182,7 @@ async fn sigkilled_nodes_lose_no_acknowledged_record() {
     for p in 0..PARTITIONS {
         at_least.push(barrier(&shared, p).await.unwrap_or_else(|e| fail(e)));
     }
-    converge(&procs, &at_least)
+    converge(&procs, REPLICAS, &at_least)
         .await
         .unwrap_or_else(|e| fail(e));
     let logs = read_every_replica(&procs, &admin, PARTITIONS)
@@ -190,7 +202,7 @@ async fn sigkilled_nodes_lose_no_acknowledged_record() {
     if !unexpected.is_empty() {
         fail(format!("unexpected answers: {unexpected:#?}"));
     }
-    if report.acknowledged == 0 || report.fetches == 0 || procs.kills < NODES {
+    if report.acknowledged == 0 || report.fetches == 0 || procs.kills < nodes {
         fail(format!("the run did too little: {report}"));
     }
 }
@@ -203,7 +215,7 @@ async fn a_full_log_refuses_writes_and_loses_nothing() {
     const LIMIT: u64 = 1 << 20;
     let seed = seed();
     let _guard = SeedGuard(seed, "a_full_log_refuses_writes_and_loses_nothing");
-    let (mut procs, _admin) = start(LIMIT, 1).await;
+    let (mut procs, _admin) = start(REPLICAS, LIMIT, 1).await;
     let shared = Shared::connect(&procs.client_addresses(), 1).await.unwrap();
     let partition = chronik_cluster_tests::history::PartitionId::new(TOPIC, 0);
     let mut refused = None;
@@ -240,7 +252,7 @@ async fn a_full_log_refuses_writes_and_loses_nothing() {
         .history()
         .complete(op, chronik_cluster_tests::history::ProduceOutcome::Failed);
     // Every replica holds the same records; the full leader serves reads.
-    converge(&procs, &[0]).await.unwrap();
+    converge(&procs, REPLICAS, &[0]).await.unwrap();
     let mut logs = read_leaders(&procs, 1).await.unwrap();
     // Its successor (the log full there too) serves them as well.
     let first_leader = logs[0].replica;

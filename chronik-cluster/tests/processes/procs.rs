@@ -127,7 +127,9 @@ impl Processes {
             .append(true)
             .open(&p.log_path)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_chronik-cluster"))
+        let binary = std::env::var_os("CHRONIK_CLUSTER_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_chronik-cluster").into());
+        let child = Command::new(binary)
             .args(["node", "--config"])
             .arg(&p.config_path)
             .env("RUST_LOG", "warn")

@@ -59,6 +59,17 @@ pub fn leaders_of(statuses: &[(u64, Option<ClusterStatus>)], partition: u32) -> 
         .collect()
 }
 
+/// The replicas of `partition` in the catalogue, as the first node that answers sees it.
+fn replicas_of(statuses: &[(u64, Option<ClusterStatus>)], partition: u32) -> Vec<u64> {
+    statuses
+        .iter()
+        .filter_map(|(_, s)| s.as_ref())
+        .flat_map(|s| &s.partitions)
+        .find(|p| p.topic == TOPIC && p.partition == partition)
+        .map(|p| p.replicas.clone())
+        .unwrap_or_default()
+}
+
 /// Produces one record to `partition` until it is acknowledged (each attempt a new
 /// record in the history). Once a leader commits an entry of its term, every earlier
 /// entry of its log is committed. Returns the high watermark every replica must reach.
@@ -82,9 +93,9 @@ pub async fn barrier(shared: &Shared, partition: u32) -> Result<u64, String> {
     Err(format!("no barrier acknowledged on p{partition}"))
 }
 
-/// Waits until every node reports the same high watermark, at least `at_least[p]`, for
-/// every partition.
-pub async fn converge(procs: &Processes, at_least: &[u64]) -> Result<(), String> {
+/// Waits until the `replicas` nodes hosting each partition report the same high
+/// watermark, at least `at_least[p]`.
+pub async fn converge(procs: &Processes, replicas: usize, at_least: &[u64]) -> Result<(), String> {
     wait_for("every replica's high watermark equal", WAIT, || async {
         let all = statuses(procs).await;
         at_least
@@ -98,7 +109,7 @@ pub async fn converge(procs: &Processes, at_least: &[u64]) -> Result<(), String>
                     .filter(|l| l.topic == TOPIC && l.partition == p as u32)
                     .map(|l| l.high_watermark)
                     .collect();
-                hws.len() == all.len() && hws.iter().all(|&hw| hw == hws[0] && hw >= min)
+                hws.len() == replicas && hws.iter().all(|&hw| hw == hws[0] && hw >= min)
             })
             .then_some(())
     })
@@ -190,7 +201,6 @@ pub async fn read_every_replica(
     admin: &ChronikClient,
     partitions: u32,
 ) -> Result<Vec<ReplicaLog>, String> {
-    let nodes: BTreeSet<u64> = procs.ids().into_iter().collect();
     let mut logs = Vec::new();
     let mut read: BTreeMap<u32, BTreeSet<u64>> =
         (0..partitions).map(|p| (p, BTreeSet::new())).collect();
@@ -208,11 +218,15 @@ pub async fn read_every_replica(
         }
         let mut wanted = Vec::new();
         for (&p, done) in &read {
-            let Some(&next) = nodes.difference(done).next() else {
+            let replicas = replicas_of(&all, p);
+            if replicas.is_empty() {
+                continue; // no node answered: try again next round
+            }
+            let Some(&next) = replicas.iter().find(|n| !done.contains(n)) else {
                 continue;
             };
             let mut order = vec![next];
-            order.extend(nodes.iter().copied().filter(|&n| n != next));
+            order.extend(replicas.iter().copied().filter(|&n| n != next));
             admin
                 .reassign_partition(TOPIC, p, order)
                 .await
