@@ -3,6 +3,8 @@
 use clap::{Parser, Subcommand};
 
 mod admin;
+#[path = "../bench/mod.rs"]
+pub mod bench;
 mod demo;
 mod node;
 
@@ -39,6 +41,8 @@ enum Command {
         #[command(flatten)]
         target: admin::Target,
     },
+    /// Run a benchmark scenario: figures next to a naive baseline measured in the same run.
+    Bench(bench::BenchArgs),
 }
 
 /// Errors the CLI reports to the user (one line, non-zero exit).
@@ -59,6 +63,9 @@ pub enum CliError {
     /// The demo's check failed.
     #[error("demo check failed: {0}")]
     Demo(String),
+    /// A benchmark could not run to the end.
+    #[error("bench: {0}")]
+    Bench(#[from] bench::BenchError),
 }
 
 /// Runs the parsed command.
@@ -70,5 +77,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Produce(args) => admin::produce(args).await,
         Command::Consume(args) => admin::consume(args).await,
         Command::Status { target } => admin::status(target).await,
+        Command::Bench(args) => {
+            let json = bench::wants_json(&args);
+            let report = bench::run(args).await?;
+            bench::print(&report, json);
+            Ok(())
+        }
     }
 }

@@ -1,0 +1,176 @@
+//! The load generator: client tasks, each issuing one call and waiting for its answer
+//! before the next (closed loop), or pacing its calls to a fixed offered load (open
+//! loop: latency counts from when the call was due, so a stall is not hidden).
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::probe::CpuClock;
+use super::BenchError;
+
+/// One client: issues call number `seq` and says whether it succeeded.
+pub trait Client: Send + 'static {
+    /// One call; true if it was answered successfully.
+    fn call(&mut self, seq: u64) -> impl Future<Output = bool> + Send + '_;
+}
+
+/// How the load is shaped.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    /// Not measured, before the window.
+    pub warmup: Duration,
+    /// The measured window.
+    pub duration: Duration,
+    /// Calls per second over all clients; `None`: as fast as they are answered.
+    pub rate: Option<f64>,
+    /// Stop once this many calls succeeded in the window (`None`: run the window).
+    pub max_calls: Option<u64>,
+}
+
+/// What a run measured.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Successful calls in the window.
+    pub ok: u64,
+    /// Failed calls in the window.
+    pub errors: u64,
+    /// Successful calls in the whole run, warm-up included.
+    pub acked: u64,
+    /// Length of the window actually measured, in seconds.
+    pub secs: f64,
+    /// Latency of the successful calls in the window, in microseconds.
+    pub latency_us: Histogram<u64>,
+    /// CPU of the whole process in the window, % of one core.
+    pub cpu_percent: f64,
+}
+
+impl Outcome {
+    /// Successful calls per second.
+    pub fn per_sec(&self) -> f64 {
+        self.ok as f64 / self.secs.max(1e-9)
+    }
+
+    /// A latency quantile in milliseconds.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        self.latency_us.value_at_quantile(q) as f64 / 1000.0
+    }
+}
+
+/// A progress bar over `len` steps, drawn on stderr (hidden when not a terminal).
+pub fn bar(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_message(what.to_owned());
+    bar
+}
+
+/// Runs every client on the current tokio runtime for `shape`, with a progress bar.
+pub async fn run<C: Client>(
+    clients: Vec<C>,
+    shape: Shape,
+    what: &str,
+) -> Result<Outcome, BenchError> {
+    let count = clients.len().max(1);
+    let start = Instant::now() + shape.warmup;
+    let end = start + shape.duration;
+    // Each client's pace: its share of the offered load.
+    let interval = shape
+        .rate
+        .filter(|r| *r > 0.0)
+        .map(|rate| Duration::from_secs_f64(count as f64 / rate));
+    let done = Arc::new(AtomicU64::new(0));
+    let budget = shape.max_calls.unwrap_or(u64::MAX);
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut client)| {
+            let done = Arc::clone(&done);
+            tokio::spawn(async move {
+                let mut samples: Vec<u32> = Vec::with_capacity(1 << 10);
+                let (mut ok, mut errors, mut acked) = (0u64, 0u64, 0u64);
+                // Spread the paced clients' first calls over one interval.
+                let mut due =
+                    interval.map(|every| Instant::now() + every.mul_f64(i as f64 / count as f64));
+                // Bounded by `end` and by the call budget.
+                for seq in 0u64.. {
+                    if let Some(at) = due {
+                        tokio::time::sleep_until(at.into()).await;
+                    }
+                    let sent = Instant::now();
+                    if sent >= end || done.load(Ordering::Relaxed) >= budget {
+                        break;
+                    }
+                    let from = due.map_or(sent, |d| d.min(sent));
+                    let success = client.call(seq).await;
+                    let answered = Instant::now();
+                    if let (Some(at), Some(every)) = (due.as_mut(), interval) {
+                        *at += every;
+                    }
+                    acked += u64::from(success);
+                    if sent < start || answered > end {
+                        continue;
+                    }
+                    if success {
+                        ok += 1;
+                        done.fetch_add(1, Ordering::Relaxed);
+                        let micros = answered.duration_since(from).as_micros();
+                        samples.push(micros.clamp(1, u128::from(u32::MAX)) as u32);
+                    } else {
+                        errors += 1;
+                        // A refused call (no leader yet) retries after a pause.
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+                (ok, errors, acked, samples)
+            })
+        })
+        .collect();
+    let progress = bar(shape.duration.as_millis() as u64, what);
+    tokio::time::sleep_until(start.into()).await;
+    let cpu0 = CpuClock::now();
+    let mut ended = start;
+    // Bounded by `end` (a step each 100 ms).
+    while Instant::now() < end && done.load(Ordering::Relaxed) < budget {
+        tokio::time::sleep(
+            Duration::from_millis(100).min(end.saturating_duration_since(Instant::now())),
+        )
+        .await;
+        let elapsed = start.elapsed();
+        progress.set_position(elapsed.as_millis() as u64);
+        let n = done.load(Ordering::Relaxed);
+        progress.set_message(format!(
+            "{what}: {:.0}/s",
+            n as f64 / elapsed.as_secs_f64().max(1e-3)
+        ));
+        ended = Instant::now();
+    }
+    let cpu1 = CpuClock::now();
+    progress.finish_and_clear();
+    let mut outcome = Outcome {
+        ok: 0,
+        errors: 0,
+        acked: 0,
+        secs: ended.duration_since(start).as_secs_f64(),
+        latency_us: Histogram::new_with_bounds(1, 600_000_000, 3)
+            .map_err(|e| BenchError::Check(format!("histogram: {e}")))?,
+        cpu_percent: cpu1.percent_since(&cpu0),
+    };
+    for task in tasks {
+        let (ok, errors, acked, samples) = task.await.map_err(|_| BenchError::Panicked)?;
+        outcome.ok += ok;
+        outcome.errors += errors;
+        outcome.acked += acked;
+        for micros in samples {
+            let _ = outcome.latency_us.record(u64::from(micros));
+        }
+    }
+    Ok(outcome)
+}
