@@ -1,5 +1,4 @@
-//! Manual driving: a node's workers run on the caller's thread, one poll at a time
-//! (feature `test-util`).
+//! Manual driving: a node's workers run on the caller's thread, one poll at a time.
 
 use crate::worker::Worker;
 

@@ -53,7 +53,6 @@
 
 mod command;
 mod config;
-#[cfg(any(test, feature = "test-util"))]
 mod driver;
 mod error;
 mod handler;
@@ -71,7 +70,6 @@ mod types;
 mod worker;
 
 pub use config::MultiConfig;
-#[cfg(any(test, feature = "test-util"))]
 pub use driver::Driver;
 pub use error::{Error, Result, SnapshotRejection};
 pub use logger::raft_logger;

@@ -76,7 +76,6 @@ impl MultiRaft {
     ///
     /// # Errors
     /// An invalid configuration.
-    #[cfg(any(test, feature = "test-util"))]
     pub fn start_manual(
         config: MultiConfig,
         engine: LogEngine,

@@ -70,6 +70,9 @@ pub(crate) struct Peer {
     conf_index: u64,
     /// Applied index at the last compaction.
     compacted_at: u64,
+    /// Committed entries a leader applies only after its ready is persisted: from
+    /// the first membership change on (see `Peer::step_down_if_removed`).
+    deferred: Vec<raft::eraftpb::Entry>,
     pub hibernated: bool,
     idle_ticks: usize,
     pub role: StateRole,
@@ -125,6 +128,7 @@ impl Peer {
             conf_state: storage.conf_state(),
             conf_index: storage.conf_state_index(),
             compacted_at: applied,
+            deferred: Vec::new(),
             hibernated: false,
             idle_ticks: 0,
             role,

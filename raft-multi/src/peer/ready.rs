@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use protobuf::Message as _;
-use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType};
+use raft::eraftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType};
 use raft::{Ready, StateRole};
 use raft_fsm::{EntryKind, LogEntry};
 
@@ -42,7 +42,7 @@ impl Peer {
             }
         }
         let committed = rd.take_committed_entries();
-        self.apply(committed, ctx)?;
+        self.apply(committed, ctx, true)?;
         Ok(rd)
     }
 
@@ -56,8 +56,10 @@ impl Peer {
         if !light.messages().is_empty() {
             ctx.outbox.push_raft(self.id, light.take_messages());
         }
+        let deferred = std::mem::take(&mut self.deferred);
+        self.apply(deferred, ctx, false)?;
         let committed = light.take_committed_entries();
-        self.apply(committed, ctx)?;
+        self.apply(committed, ctx, false)?;
         self.node.advance_apply();
         self.answer_reads(ctx.metrics);
         self.maybe_compact(ctx, false)
@@ -126,9 +128,27 @@ impl Peer {
         }
     }
 
-    /// Applies committed entries in order and answers their proposers.
-    fn apply(&mut self, entries: Vec<Entry>, ctx: &mut Ctx<'_>) -> Result<()> {
-        for entry in entries {
+    /// Applies committed entries in order and answers their proposers. Before the
+    /// ready is persisted (`before_persist`), a leader stops at a membership change and
+    /// keeps it and what follows for after: applying its own removal could make it
+    /// step down, which raft-rs only allows between readies.
+    fn apply(
+        &mut self,
+        entries: Vec<Entry>,
+        ctx: &mut Ctx<'_>,
+        before_persist: bool,
+    ) -> Result<()> {
+        let mut entries = entries.into_iter();
+        while let Some(entry) = entries.next() {
+            let is_change = matches!(
+                entry.get_entry_type(),
+                EntryType::EntryConfChange | EntryType::EntryConfChangeV2
+            );
+            if before_persist && is_change && self.node.raft.state == StateRole::Leader {
+                self.deferred.push(entry);
+                self.deferred.extend(entries);
+                return Ok(());
+            }
             let (index, term) = (entry.index, entry.term);
             let kind = match entry.get_entry_type() {
                 EntryType::EntryNormal if entry.data.is_empty() => EntryKind::Empty,
@@ -165,6 +185,30 @@ impl Peer {
         Ok(())
     }
 
+    /// raft-rs leaves a leader that applies its own removal (or demotion) leading a
+    /// group it no longer votes in, and its next look at its own progress panics. That
+    /// happens when leadership moved to the node after another leader proposed the
+    /// removal (the leader itself never proposes it: it hands leadership over first).
+    /// Step down into the next term instead; the remaining voters elect a leader. A
+    /// leader applies membership changes only after `advance_append` (see `apply`),
+    /// so the change of term falls between two readies, as raft-rs requires.
+    fn step_down_if_removed(&mut self, cs: &ConfState) {
+        let raft = &mut self.node.raft;
+        let id = raft.id;
+        if raft.state == StateRole::Leader
+            && !cs.voters.contains(&id)
+            && !cs.voters_outgoing.contains(&id)
+        {
+            let term = raft.term;
+            raft.become_follower(term + 1, raft::INVALID_ID);
+            tracing::info!(
+                group = self.id,
+                term = term + 1,
+                "removed from the group while leading it: stepped down"
+            );
+        }
+    }
+
     fn apply_conf_change(&mut self, entry: &Entry, ctx: &mut Ctx<'_>) {
         let index = entry.index;
         if index <= self.conf_index {
@@ -190,6 +234,7 @@ impl Peer {
         };
         match outcome {
             Ok(cs) => {
+                self.step_down_if_removed(&cs);
                 ctx.batch.set_conf_state_at(self.id, &cs, index);
                 ctx.metrics.add(&ctx.metrics.conf_changes_applied, 1);
                 self.conf_state = cs;
