@@ -90,6 +90,21 @@ fn replay() {
     assert!(report.failure().is_none(), "{}", report.summary());
 }
 
+/// Runs that once failed, with the settings they failed under: a removed node that
+/// had become leader before its removal was applied panicked raft-rs (fixed in
+/// raft-multi by stepping down between readies).
+#[test]
+fn regressions() {
+    for (seed, nodes, partitions, workers) in [(576, 5, 2, 1), (720, 5, 2, 1), (2244, 5, 2, 1)] {
+        let mut config = SimConfig::for_seed(seed);
+        config.nodes = nodes;
+        config.partitions = partitions;
+        config.workers = workers;
+        let report = run(&config).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert!(report.failure().is_none(), "{}", report.summary());
+    }
+}
+
 #[test]
 fn a_seed_replays_exactly() {
     let config = SimConfig::for_seed(3).steps(1_000);

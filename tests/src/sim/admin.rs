@@ -93,7 +93,9 @@ async fn reassign(
     remove: NodeId,
 ) -> Result<AdminDone, String> {
     change(&handles, group, MembershipChange::AddLearner(add)).await?;
-    // Promote once the learner has caught up with the leader's log.
+    // Promote once the learner has caught up with the leader's log; a learner that
+    // does not catch up is left a learner (the reassignment stops there).
+    let mut caught_up = false;
     for _ in 0..300 {
         let Some(multi) = leader(&handles, group) else {
             next_step().await;
@@ -106,9 +108,15 @@ async fn reassign(
             .find(|(n, _)| *n == add)
             .map(|(_, m)| *m);
         if matched.is_some_and(|m| m + 2 >= status.last_index) {
+            caught_up = true;
             break;
         }
         next_step().await;
+    }
+    if !caught_up {
+        return Err(format!(
+            "learner {add} of partition {group} did not catch up"
+        ));
     }
     change(&handles, group, MembershipChange::AddVoter(add)).await?;
     change(&handles, group, MembershipChange::Remove(remove)).await?;
@@ -140,19 +148,22 @@ impl Sim {
             .collect()
     }
 
-    /// Polls the operation in flight, or maybe starts one.
-    pub(crate) fn admin_step(&mut self) -> Result<(), SimError> {
+    /// Polls the operation in flight, or (with `start`) maybe starts one.
+    pub(crate) fn admin_step(&mut self, start: bool) -> Result<(), SimError> {
         if let Some(task) = &mut self.admin {
             match task.poll() {
                 Some(Ok(AdminDone::Reassigned { group, removed })) => {
                     self.admin = None;
                     self.stats.reassignments += 1;
+                    self.left.insert((group, removed));
+                    self.trace(format_args!("reassigned {group} removed {removed}"));
                     if let Some(node) = self.nodes.iter_mut().find(|n| n.id == removed) {
                         node.drop_group(group);
                     }
                 }
                 Some(Ok(AdminDone::Nothing)) => self.admin = None,
                 Some(Err(reason)) => {
+                    self.trace(format_args!("admin aborted {reason}"));
                     self.admin = None;
                     self.stats.admin_aborted += 1;
                     tracing::debug!(%reason, "administrative operation aborted");
@@ -161,7 +172,7 @@ impl Sim {
             }
             return Ok(());
         }
-        if !self.config.admin || !self.rng.random_bool(0.01) {
+        if !start || !self.config.admin || !self.rng.random_bool(0.01) {
             return Ok(());
         }
         let groups: Vec<GroupId> = self.groups.keys().copied().collect();
@@ -228,6 +239,8 @@ impl Sim {
         if let Some(node) = self.nodes.iter_mut().find(|n| n.id == add) {
             node.add_group(group, None, now)?;
         }
+        self.joined.insert((group, add));
+        self.trace(format_args!("reassign {group} add {add} remove {remove}"));
         let handles = self.handles();
         let (task, done) = Pending::start(reassign(handles, group, add, remove), now);
         match done {
@@ -238,7 +251,7 @@ impl Sim {
     }
 
     /// Creates a partition on three random nodes; nodes that are down get it when
-    /// they restart.
+    /// they restart (as a controller reconciling assignments would do).
     pub(crate) fn create_partition(&mut self) -> Result<(), SimError> {
         let group = self.groups.keys().next_back().map_or(1, |g| g + 1);
         let mut ids: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
@@ -250,13 +263,9 @@ impl Sim {
             let Some(node) = self.nodes.iter_mut().find(|n| n.id == id) else {
                 continue;
             };
+            // A node that is down gets it when it restarts.
             if node.up.is_some() {
                 node.add_group(group, Some(voters.clone()), now)?;
-            } else {
-                self.bootstrap_pending
-                    .entry(id)
-                    .or_default()
-                    .push((group, voters.clone()));
             }
         }
         self.groups.insert(group, voters);

@@ -4,6 +4,7 @@
 //! come on their own. At most a minority of nodes is down at once, so the cluster can
 //! make progress; the check at the end holds either way.
 
+use raft_multi::GroupId;
 use raft_transport::NodeId;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -144,6 +145,7 @@ impl Sim {
             self.stats.snapshots_received += running.multi.metrics().snapshots_received;
         }
         self.nodes[index].crash(torn, &mut self.rng)?;
+        self.trace(format_args!("crash {id} torn {torn}"));
         self.nemesis.crashed.push((id, restart_at));
         self.stats.crashes += 1;
         if torn {
@@ -155,14 +157,31 @@ impl Sim {
     /// Restarts a crashed node on its directory.
     pub(crate) fn restart(&mut self, id: NodeId) -> Result<(), super::SimError> {
         self.nemesis.crashed.retain(|(n, _)| *n != id);
-        let bootstrap = self.bootstrap_pending.remove(&id).unwrap_or_default();
+        // Like a controller reconciling assignments: every partition assigned here (at
+        // creation, or by a reassignment) and not moved away since. One the log lost
+        // is bootstrapped again with the same entries as on every other voter, or
+        // waits to join again.
+        let assigned: Vec<(GroupId, Option<Vec<NodeId>>)> = self
+            .groups
+            .iter()
+            .filter(|(group, voters)| voters.contains(&id) && !self.left.contains(&(**group, id)))
+            .map(|(group, voters)| (*group, Some(voters.clone())))
+            .chain(
+                self.joined
+                    .iter()
+                    .filter(|(group, node)| *node == id && !self.left.contains(&(*group, id)))
+                    .map(|(group, _)| (*group, None)),
+            )
+            .collect();
         let now = self.now;
-        if let Some(node) = self.nodes.iter_mut().find(|n| n.id == id) {
-            if node.up.is_none() {
-                node.start(&self.network, &bootstrap, now)?;
-                node.next_tick = now + 1;
-                self.stats.restarts += 1;
-            }
+        let Some(node) = self.nodes.iter_mut().find(|n| n.id == id) else {
+            return Ok(());
+        };
+        if node.up.is_none() {
+            node.start(&self.network, &assigned, now)?;
+            node.next_tick = now + 1;
+            self.stats.restarts += 1;
+            self.trace(format_args!("restart {id} assigned {assigned:?}"));
         }
         Ok(())
     }

@@ -33,7 +33,7 @@ mod records;
 mod run;
 mod task;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use raft_multi::GroupId;
 use raft_transport::local::LocalNetwork;
@@ -58,6 +58,8 @@ pub struct SimConfig {
     pub nodes: u64,
     /// Partitions created at the start (each on 3 nodes).
     pub partitions: u64,
+    /// Scheduler workers per node (groups are sharded across them).
+    pub workers: usize,
     /// Steps of workload under faults before the final heal and check.
     pub steps: u64,
     /// Inject network faults, crashes and slow disks.
@@ -67,13 +69,19 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
-    /// The settings CI runs for `seed`: 3 nodes, or 5 for every third seed (so
-    /// reassignments have somewhere to go), 2 partitions, 2,000 steps, every fault.
+    /// The settings CI runs for `seed`: 3, 4 or 5 nodes (with more than 3,
+    /// reassignments have somewhere to go), 1 to 3 partitions, 1 or 2 workers per
+    /// node, 2,000 steps, every fault.
     pub fn for_seed(seed: u64) -> SimConfig {
         SimConfig {
             seed,
-            nodes: if seed % 3 == 0 { 5 } else { 3 },
-            partitions: 2,
+            nodes: match seed % 4 {
+                0 => 5,
+                2 => 4,
+                _ => 3,
+            },
+            partitions: 1 + seed % 3,
+            workers: 1 + (seed / 4 % 2) as usize,
             steps: 2_000,
             faults: true,
             admin: true,
@@ -187,11 +195,24 @@ pub(crate) struct Sim {
     producers: Vec<Producer>,
     /// Every partition and the voters it was created with.
     groups: BTreeMap<GroupId, Vec<NodeId>>,
-    /// Partitions assigned to a node while it was down.
-    bootstrap_pending: BTreeMap<NodeId, Vec<(GroupId, Vec<NodeId>)>>,
+    /// (partition, node) pairs a reassignment moved away.
+    left: BTreeSet<(GroupId, NodeId)>,
+    /// (partition, node) pairs a reassignment added.
+    joined: BTreeSet<(GroupId, NodeId)>,
     now: u64,
     unexpected: Vec<String>,
     stats: SimStats,
     admin: Option<AdminTask>,
     nemesis: Nemesis,
+    /// Print the run's events (`SIM_TRACE=1`).
+    trace: bool,
+}
+
+impl Sim {
+    /// Prints an event of the run, with its step, when tracing.
+    fn trace(&self, event: std::fmt::Arguments<'_>) {
+        if self.trace {
+            eprintln!("seed {} step {}: {event}", self.config.seed, self.now);
+        }
+    }
 }

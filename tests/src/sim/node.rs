@@ -34,6 +34,7 @@ pub(crate) struct Running {
 pub(crate) struct SimNode {
     pub id: NodeId,
     dir: PathBuf,
+    workers: usize,
     pub up: Option<Running>,
     /// The step until which this node's disk (and CPU) is slow.
     pub slow_until: u64,
@@ -41,12 +42,12 @@ pub(crate) struct SimNode {
     pub next_tick: u64,
 }
 
-/// The scheduler settings of every simulated node: one worker, no election jitter
+/// The scheduler settings of every simulated node: no election jitter
 /// (raft-rs would draw it from an unseeded generator), small logs so compaction,
 /// snapshots and purges happen within a short run.
-fn multi_config(id: NodeId) -> MultiConfig {
+fn multi_config(id: NodeId, workers: usize) -> MultiConfig {
     MultiConfig::new(id)
-        .workers(1)
+        .workers(workers)
         .ticks(1, 10)
         .election_jitter(false)
         .hibernate_after_ticks(10)
@@ -61,10 +62,11 @@ fn partition_config() -> PartitionConfig {
 }
 
 impl SimNode {
-    pub(crate) fn new(id: NodeId, root: &Path) -> SimNode {
+    pub(crate) fn new(id: NodeId, root: &Path, workers: usize) -> SimNode {
         SimNode {
             id,
             dir: root.join(format!("node-{id}")),
+            workers,
             up: None,
             slow_until: 0,
             next_tick: 0,
@@ -86,17 +88,19 @@ impl SimNode {
     }
 
     /// Starts the node: opens the log (recovering it), and resumes every group found
-    /// there, plus `bootstrap` (groups assigned while it was down, with their voters).
+    /// there; then hosts each of `assigned` the log does not hold (bootstrapped with
+    /// its voters, or joining when `None`), as a controller reconciling its
+    /// assignments would.
     pub(crate) fn start(
         &mut self,
         network: &LocalNetwork,
-        bootstrap: &[(GroupId, Vec<NodeId>)],
+        assigned: &[(GroupId, Option<Vec<NodeId>>)],
         now: u64,
     ) -> Result<(), SimError> {
         let engine = LogEngine::open(EngineConfig::new(self.wal_dir()).segment_size(32 * 1024))
             .map_err(|e| SimError::Node(self.id, format!("recovery failed: {e}")))?;
         let (multi, driver) = MultiRaft::start_manual(
-            multi_config(self.id),
+            multi_config(self.id, self.workers),
             engine.clone(),
             network.endpoint(self.id),
         )
@@ -112,9 +116,9 @@ impl SimNode {
         for group in &in_log {
             self.host(&mut running, *group, None, now)?;
         }
-        for (group, voters) in bootstrap {
+        for (group, voters) in assigned {
             if !in_log.contains(group) {
-                self.host(&mut running, *group, Some(voters.clone()), now)?;
+                self.host(&mut running, *group, voters.clone(), now)?;
             }
         }
         self.up = Some(running);

@@ -33,17 +33,19 @@ pub fn run(config: &SimConfig) -> Result<SimReport, SimError> {
         rng: rand::rngs::StdRng::seed_from_u64(config.seed),
         network: LocalNetwork::new(config.seed),
         nodes: (1..=config.nodes)
-            .map(|id| SimNode::new(id, dir.path()))
+            .map(|id| SimNode::new(id, dir.path(), config.workers))
             .collect(),
         history: History::new(),
         producers: Vec::new(),
         groups: BTreeMap::new(),
-        bootstrap_pending: BTreeMap::new(),
+        left: Default::default(),
+        joined: Default::default(),
         now: 0,
         unexpected: Vec::new(),
         stats: Default::default(),
         admin: None,
         nemesis: Nemesis::default(),
+        trace: std::env::var_os("SIM_TRACE").is_some(),
     };
     for index in 0..sim.nodes.len() {
         sim.nodes[index].start(&sim.network, &[], 0)?;
@@ -110,7 +112,7 @@ impl Sim {
                 self.unexpected.push(what);
             }
         }
-        self.admin_step()?;
+        self.admin_step(workload)?;
         if !workload {
             return Ok(());
         }
@@ -216,9 +218,20 @@ impl Sim {
                 break;
             }
             if self.now > deadline {
+                let marks: Vec<String> = members
+                    .iter()
+                    .map(|(group, ids)| {
+                        let each: Vec<String> = ids
+                            .iter()
+                            .map(|id| format!("{id}:{:?}", self.reader_mark(*id, *group)))
+                            .collect();
+                        format!("partition {group} [{}]", each.join(" "))
+                    })
+                    .collect();
                 return Err(SimError::NotLive(format!(
-                    "replicas did not agree by step {}",
-                    self.now
+                    "replicas did not agree by step {}: high watermarks {}",
+                    self.now,
+                    marks.join(", ")
                 )));
             }
             self.step(false)?;
