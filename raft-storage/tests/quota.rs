@@ -161,3 +161,69 @@ fn no_limit_by_default_and_a_limit_below_two_segments_is_invalid() {
     ));
     assert_eq!(LogEngine::in_memory().usage().limit, 0);
 }
+
+/// Random appends of random sizes to a few groups, with compactions and purges: the
+/// usage always equals the bytes of the segment files, appends never take it past the
+/// limit, a refused append changes nothing, and a reopen gives back the same state.
+#[test]
+fn random_writes_keep_the_usage_exact_and_under_the_limit() {
+    use rand::{Rng, SeedableRng};
+    let seed = std::env::var("SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7u64);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let engine = LogEngine::open(config(dir.path())).unwrap();
+    let (mut refused, mut written) = (0, 0);
+    for step in 0..600 {
+        let group = rng.random_range(1..=3u64);
+        let mut batch = LogBatch::new();
+        match rng.random_range(0..10) {
+            0 => {
+                let last = engine.group(group).last_index();
+                batch.compact(group, last.saturating_sub(rng.random_range(0..3)));
+                engine.write(&mut batch, true).unwrap();
+                engine.purge_expired().unwrap();
+            }
+            _ => {
+                let next = engine.group(group).last_index() + 1;
+                let count = rng.random_range(1..4);
+                let size = rng.random_range(10..1500);
+                batch.append(group, &entries(next..next + count, 1, size));
+                let before = (dump(&engine, group), bytes_on_disk(dir.path()));
+                match engine.write(&mut batch, true) {
+                    Ok(_) => written += 1,
+                    Err(Error::QuotaExceeded { used, limit, .. }) => {
+                        refused += 1;
+                        assert_eq!((used, limit), (before.1, LIMIT), "seed {seed} step {step}");
+                        let after = (dump(&engine, group), bytes_on_disk(dir.path()));
+                        assert_eq!(
+                            after, before,
+                            "seed {seed} step {step}: refused but changed"
+                        );
+                    }
+                    Err(error) => panic!("seed {seed} step {step}: {error}"),
+                }
+            }
+        }
+        let usage = engine.usage();
+        assert_eq!(
+            usage.used,
+            bytes_on_disk(dir.path()),
+            "seed {seed} step {step}"
+        );
+        assert!(
+            usage.used <= LIMIT + 4096,
+            "seed {seed} step {step}: {usage:?}"
+        );
+    }
+    assert!(
+        refused > 0 && written > 100,
+        "seed {seed}: {refused} refused, {written} written"
+    );
+    let before = dump_all(&engine, &[1, 2, 3]);
+    drop(engine);
+    let engine = LogEngine::open(config(dir.path())).unwrap();
+    assert_eq!(dump_all(&engine, &[1, 2, 3]), before, "seed {seed}");
+}

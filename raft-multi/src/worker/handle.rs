@@ -158,16 +158,15 @@ impl Worker {
     }
 }
 
-/// The share of the log's size limit kept free for what must still be written once
-/// proposals are refused: entries accepted earlier, raft's own records (hard states, a new
-/// leader's empty entry), and replicas of other leaders' entries. Past it a proposal gets
-/// `StorageFull`; the engine's hard limit (which stops the worker) stays the backstop.
-const RESERVE_DIVISOR: u64 = 8;
-
-/// True when the engine can take `bytes` more and keep its reserve.
+/// True when the engine can take `bytes` more and keep an eighth of its size limit
+/// free ([`raft_storage::NEAR_FULL_DIVISOR`]) for what must still be written once
+/// proposals are refused: entries accepted earlier, raft's own records (hard states, a
+/// new leader's empty entry), and replicas of other leaders' entries. Past it a proposal
+/// gets `StorageFull` (and purge frees all it can); the engine's hard limit, which stops
+/// the worker, stays the backstop.
 fn has_room(engine: &raft_storage::LogEngine, bytes: usize) -> bool {
     let usage = engine.usage();
-    usage.has_room(bytes as u64, usage.limit / RESERVE_DIVISOR)
+    usage.has_room(bytes as u64, usage.limit / raft_storage::NEAR_FULL_DIVISOR)
 }
 
 /// Answers a command that will never run.

@@ -2,7 +2,7 @@
 
 mod purge;
 mod quota;
-pub use quota::LogUsage;
+pub use quota::{LogUsage, NEAR_FULL_DIVISOR};
 mod snapshot;
 mod sync;
 mod write;

@@ -14,6 +14,10 @@ impl LogEngine {
     /// segment and their live entries are too large to rewrite, so the caller should compact
     /// them (or snapshot and compact).
     ///
+    /// Near the size limit ([`max_log_bytes`](crate::EngineConfig::max_log_bytes), the last
+    /// eighth), every group whose live entries sit in a sealed segment counts as lagging, so
+    /// a full log whose active segment cannot move on is still freed.
+    ///
     /// So that an idle group never pins a segment forever, purge first rewrites forward (in
     /// one synced batch) the hard state, conf state, compaction and snapshot records that
     /// alone pin an old segment (as one checkpoint record per group), and the live entries of
@@ -36,6 +40,14 @@ impl LogEngine {
     #[cfg(feature = "wal")]
     fn purge_wal(&self, wal: &crate::wal::Wal) -> Result<Vec<GroupId>> {
         let policy = self.inner.purge;
+        // A log near its size limit cannot wait for groups to fall behind: appends are
+        // refused, so the active segment may never move on. Every group that pins a
+        // sealed segment counts as lagging then, and small live tails move forward.
+        let lag = if self.usage().is_near_full() {
+            0
+        } else {
+            policy.lag_segments
+        };
         // Rewrite forward under the write lock, so what is rewritten is current.
         let (active, lagging, position) = {
             let mut state = self.inner.write.lock();
@@ -46,7 +58,7 @@ impl LogEngine {
             for (&id, cell) in self.inner.groups.read().iter() {
                 let g = cell.read();
                 let Some(pin) = g.entry_pin() else { continue };
-                if u64::from(pin) + policy.lag_segments < u64::from(active) {
+                if u64::from(pin) + lag < u64::from(active) {
                     let live: u64 = g.index.iter().map(|e| u64::from(e.location.len)).sum();
                     if live <= policy.rewrite_threshold {
                         rewrite.push((id, g.first_index, g.last_index()));

@@ -9,6 +9,9 @@ use crate::batch::{LogBatch, Op};
 #[cfg(feature = "wal")]
 use crate::error::{Error, Result};
 
+/// The share of the limit below which [`LogUsage::is_near_full`] holds: one eighth.
+pub const NEAR_FULL_DIVISOR: u64 = 8;
+
 /// How full the log is: bytes of live segment files and the limit.
 ///
 /// ```
@@ -35,6 +38,12 @@ impl LogUsage {
     /// True when a limit is set and reached.
     pub fn is_full(&self) -> bool {
         self.limit != 0 && self.used >= self.limit
+    }
+
+    /// True when a limit is set and less than an eighth of it is left: where a scheduler
+    /// should stop taking proposals, and where purge frees every segment it can.
+    pub fn is_near_full(&self) -> bool {
+        !self.has_room(0, self.limit / NEAR_FULL_DIVISOR)
     }
 }
 
