@@ -13,9 +13,10 @@ fn getconf(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// utime + stime of this process in clock ticks (`/proc/self/stat` fields 14 and 15).
-fn cpu_ticks() -> u64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+/// utime + stime in clock ticks (fields 14 and 15) of a `stat` file: of this
+/// process (`/proc/self/stat`) or of one of its threads.
+fn cpu_ticks(path: &str) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(path) else {
         return 0;
     };
     // The command name (field 2) may hold spaces: count fields after its ')'.
@@ -28,11 +29,31 @@ fn cpu_ticks() -> u64 {
     field(11).unwrap_or(0) + field(12).unwrap_or(0)
 }
 
+/// utime + stime of this process's threads whose name starts with `prefix`.
+fn thread_ticks(prefix: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|name| name.starts_with(prefix))
+        })
+        .map(|task| cpu_ticks(&task.path().join("stat").to_string_lossy()))
+        .sum()
+}
+
+/// The in-process network's delivery thread: it stands in for the real transport,
+/// runs the same code under both drivers, and is counted apart.
+pub const NETWORK_THREAD: &str = "local-net-pump";
+
 /// A point in time and the process's CPU time then.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuClock {
     at: Instant,
     ticks: u64,
+    network_ticks: u64,
     hz: u64,
 }
 
@@ -41,9 +62,18 @@ impl CpuClock {
     pub fn now() -> CpuClock {
         CpuClock {
             at: Instant::now(),
-            ticks: cpu_ticks(),
+            ticks: cpu_ticks("/proc/self/stat"),
+            network_ticks: thread_ticks(NETWORK_THREAD),
             hz: getconf("CLK_TCK", 100),
         }
+    }
+
+    /// Percent of one core the in-process network's delivery thread used since
+    /// `earlier` (a thread that ended between the readings is lost to this figure).
+    pub fn network_percent_since(&self, earlier: &CpuClock) -> f64 {
+        let wall = self.at.duration_since(earlier.at).as_secs_f64().max(1e-9);
+        let used = self.network_ticks.saturating_sub(earlier.network_ticks) as f64 / self.hz as f64;
+        used * 100.0 / wall
     }
 
     /// Percent of one core this process used since `earlier` (clock-tick resolution:
