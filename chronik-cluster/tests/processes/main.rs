@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chronik_cluster::client::{ChronikClient, ClientError};
 use chronik_cluster::{encode_records, ProduceRequest, TopicSpec};
+use chronik_cluster_tests::history::ProduceOutcome;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -98,18 +99,23 @@ async fn start(nodes: usize, max_log_bytes: u64, partitions: u32) -> (Processes,
     (procs, admin)
 }
 
+/// Time between restarts of every node at once (the first comes halfway through a
+/// shorter run).
+const ALL_AT_ONCE_EVERY: Duration = Duration::from_secs(30);
+
 /// Kills random nodes (one at a time, each restarted before the next) for `length`,
-/// and once, halfway, every node at once. Returns what it did.
+/// and every node at once halfway through or every 30 s, whichever comes first.
+/// Returns what it did.
 async fn faults(procs: &mut Processes, length: Duration, seed: u64) -> Vec<String> {
     let mut rng = StdRng::seed_from_u64(seed);
     let started = Instant::now();
-    let mut all_restarted = false;
+    let mut next_all = (length / 2).min(ALL_AT_ONCE_EVERY);
     let mut done = Vec::new();
     while started.elapsed() < length {
         tokio::time::sleep(Duration::from_millis(rng.random_range(300..2_000))).await;
         let at = started.elapsed();
-        if !all_restarted && at >= length / 2 {
-            all_restarted = true;
+        if at >= next_all {
+            next_all += ALL_AT_ONCE_EVERY;
             for id in procs.ids() {
                 procs.kill(id);
             }
@@ -248,9 +254,7 @@ async fn a_full_log_refuses_writes_and_loses_nothing() {
         "{again:?}"
     );
     assert_eq!(again.err().and_then(|e| e.kafka_code()), Some(56));
-    shared
-        .history()
-        .complete(op, chronik_cluster_tests::history::ProduceOutcome::Failed);
+    shared.history().complete(op, ProduceOutcome::Failed);
     // Every replica holds the same records; the full leader serves reads.
     converge(&procs, REPLICAS, &[0]).await.unwrap();
     let mut logs = read_leaders(&procs, 1).await.unwrap();
@@ -271,4 +275,23 @@ async fn a_full_log_refuses_writes_and_loses_nothing() {
     assert!(report.is_ok(), "{report}");
     assert_eq!(logs.len(), 2, "{report}");
     assert!(report.acknowledged > 100, "{report}");
+    // Idle, the group is compacted and the log purged: writes resume.
+    let attempt = std::sync::atomic::AtomicU64::new(0);
+    let resumed = wait_for("a write accepted again", WAIT, || async {
+        let n = attempt.fetch_add(1, Ordering::Relaxed);
+        let record = vec![Bytes::from(format!("p0-resume-{n}-{:01000}", 0))];
+        let op = shared
+            .history()
+            .produce_invoked(partition.clone(), record.clone());
+        let outcome = shared.produce(op, 0, &record, None).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        matches!(outcome, ProduceOutcome::Acknowledged { .. }).then_some(())
+    })
+    .await;
+    resumed.unwrap_or_else(|e| panic!("{e}; {}", procs.log_tail(first_leader)));
+    converge(&procs, REPLICAS, &[0]).await.unwrap();
+    let logs = read_leaders(&procs, 1).await.unwrap();
+    let report = shared.history().check(&logs);
+    println!("after the purge: {report}");
+    assert!(report.is_ok(), "{report}");
 }

@@ -15,7 +15,7 @@ impl LogEngine {
     /// them (or snapshot and compact).
     ///
     /// Near the size limit ([`max_log_bytes`](crate::EngineConfig::max_log_bytes), the last
-    /// eighth), every group whose live entries sit in a sealed segment counts as lagging, so
+    /// quarter), every group whose live entries sit in a sealed segment counts as lagging, so
     /// a full log whose active segment cannot move on is still freed.
     ///
     /// So that an idle group never pins a segment forever, purge first rewrites forward (in
@@ -43,7 +43,7 @@ impl LogEngine {
         // A log near its size limit cannot wait for groups to fall behind: appends are
         // refused, so the active segment may never move on. Every group that pins a
         // sealed segment counts as lagging then, and small live tails move forward.
-        let lag = if self.usage().is_near_full() {
+        let lag = if self.usage().is_under_pressure() {
             0
         } else {
             policy.lag_segments

@@ -9,7 +9,8 @@ use crate::batch::{LogBatch, Op};
 #[cfg(feature = "wal")]
 use crate::error::{Error, Result};
 
-/// The share of the limit below which [`LogUsage::is_near_full`] holds: one eighth.
+/// The share of the limit a scheduler keeps free for raft's own records once it refuses
+/// proposals: one eighth.
 pub const NEAR_FULL_DIVISOR: u64 = 8;
 
 /// How full the log is: bytes of live segment files and the limit.
@@ -40,10 +41,11 @@ impl LogUsage {
         self.limit != 0 && self.used >= self.limit
     }
 
-    /// True when a limit is set and less than an eighth of it is left: where a scheduler
-    /// should stop taking proposals, and where purge frees every segment it can.
-    pub fn is_near_full(&self) -> bool {
-        !self.has_room(0, self.limit / NEAR_FULL_DIVISOR)
+    /// True when a limit is set and at most a quarter of it is left: purge then frees every
+    /// segment it can, before a scheduler starts refusing proposals (at the last eighth,
+    /// [`NEAR_FULL_DIVISOR`]).
+    pub fn is_under_pressure(&self) -> bool {
+        self.limit != 0 && self.used >= self.limit - self.limit / 4
     }
 }
 
