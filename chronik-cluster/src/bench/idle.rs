@@ -95,7 +95,8 @@ fn child(
         .args(["bench", "idle", "--json", "--driver", driver.name()])
         .args(["--partitions", &args.partitions.to_string()])
         .args(["--tick-ms", &common.tick_ms.to_string()])
-        .args(["--workers", &common.workers.to_string()]);
+        .args(["--workers", &common.workers.to_string()])
+        .args(["--hibernate-ticks", &common.hibernate_ticks.to_string()]);
     if let Some(duration) = common.duration {
         command.args(["--duration", &duration.to_string()]);
     }

@@ -56,6 +56,9 @@ pub struct Common {
     /// Raft tick in milliseconds (heartbeat every tick, election after 10 ticks).
     #[arg(long, global = true, default_value_t = 100)]
     pub tick_ms: u64,
+    /// Idle ticks before a group of ours hibernates (0: never).
+    #[arg(long, global = true, default_value_t = 10)]
+    pub hibernate_ticks: usize,
     /// Scheduler workers per node (naive driver: runtime threads); 0: the cores.
     #[arg(long, global = true, default_value_t = 0)]
     pub workers: usize,
@@ -112,7 +115,7 @@ impl Common {
             tick: Duration::from_millis(self.tick_ms.max(1)),
             heartbeat_ticks: 1,
             election_ticks: 10,
-            hibernate_after_ticks: 10,
+            hibernate_after_ticks: self.hibernate_ticks,
             workers: self.workers(),
         }
     }
