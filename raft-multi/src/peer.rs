@@ -483,6 +483,14 @@ impl Peer {
         in_sync
     }
 
+    /// True if this follower has committed the snapshot's index already: raft ignores
+    /// such a snapshot (its committed entries are final) and only answers with its
+    /// commit index.
+    pub(crate) fn already_has(&self, snapshot_index: u64) -> bool {
+        let raft = &self.node.raft;
+        raft.state != StateRole::Leader && snapshot_index <= raft.raft_log.committed
+    }
+
     pub(crate) fn is_snapshot_target(&self, snapshot_index: u64, term: u64) -> bool {
         let raft = &self.node.raft;
         raft.state != StateRole::Leader

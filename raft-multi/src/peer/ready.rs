@@ -75,7 +75,11 @@ impl Peer {
         if role == StateRole::Leader {
             metrics.gauge(&metrics.leaders, 1);
         }
+        let was_leader = self.role == StateRole::Leader;
         self.role = role;
+        if was_leader && role != StateRole::Leader {
+            self.abandon_uncommitted();
+        }
         // Raft may drop ReadIndex requests across a change of leadership: tell the
         // callers to retry rather than leave them hanging.
         let error = || Error::NotLeader {
@@ -85,6 +89,21 @@ impl Peer {
         for (_, replies) in self.reads_sent.drain(..) {
             for reply in replies {
                 answer(reply, Err(error()));
+            }
+        }
+    }
+
+    /// A leader that stops leading answers `Unknown` to the proposals it has not seen
+    /// committed. They may still commit under the next leader, or be overwritten, and
+    /// this replica may not apply anything at their index for a long time (the group
+    /// can fall asleep once the new leader's log is replicated): callers must not wait
+    /// on that. Committed ones stay: they will be applied here and answered exactly.
+    fn abandon_uncommitted(&mut self) {
+        let committed = self.node.raft.raft_log.committed;
+        let group = self.id;
+        while self.waiters.back().is_some_and(|w| w.index > committed) {
+            if let Some(waiter) = self.waiters.pop_back() {
+                waiter.fail(Error::Unknown { group });
             }
         }
     }

@@ -66,6 +66,17 @@ impl Worker {
         if header.fsm_index < meta.index {
             return reject(reply, SnapshotRejection::MalformedHeader);
         }
+        if peer.already_has(meta.index) {
+            // This replica committed past the snapshot (an earlier copy arrived, or the
+            // log caught up) and the leader does not know it yet. Raft ignores such a
+            // snapshot and answers with its commit index, which moves the leader on;
+            // without that answer it would send the same snapshot forever. The
+            // follower does hold the snapshot's state: the transfer succeeded.
+            let metrics = std::sync::Arc::clone(&self.metrics);
+            peer.step(*header.message, &metrics);
+            self.touch(group);
+            return answer(reply, Ok(()));
+        }
         if !peer.is_snapshot_target(meta.index, header.message.term) {
             return reject(reply, SnapshotRejection::Stale);
         }
