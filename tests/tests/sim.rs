@@ -84,18 +84,34 @@ fn seeds() {
 
 #[test]
 fn replay() {
+    // RUST_LOG=raft=debug,raft_multi=debug shows what every replica did.
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
     let seed = env_u64("SIM_SEED", 1);
     let report = run(&SimConfig::for_seed(seed)).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
     eprintln!("{}", report.summary());
     assert!(report.failure().is_none(), "{}", report.summary());
 }
 
-/// Runs that once failed, with the settings they failed under: a removed node that
-/// had become leader before its removal was applied panicked raft-rs (fixed in
-/// raft-multi by stepping down between readies).
+/// Runs that once failed, with the settings they failed under:
+/// - 576, 720, 2244: a removed node that had become leader before its removal was
+///   applied panicked raft-rs (raft-multi now steps it down between readies);
+/// - 336: a leader that lost leadership kept a membership change's caller waiting
+///   for an entry that was gone (now answered `Unknown`);
+/// - 1082: a follower that had committed past a snapshot refused it as stale without
+///   telling raft, and the leader resent it forever (now raft answers).
 #[test]
 fn regressions() {
-    for (seed, nodes, partitions, workers) in [(576, 5, 2, 1), (720, 5, 2, 1), (2244, 5, 2, 1)] {
+    let now = |seed: u64| {
+        let c = SimConfig::for_seed(seed);
+        (seed, c.nodes, c.partitions, c.workers)
+    };
+    let old = [(576, 5, 2, 1), (720, 5, 2, 1), (2244, 5, 2, 1)];
+    for (seed, nodes, partitions, workers) in old.into_iter().chain([now(336), now(1082)]) {
         let mut config = SimConfig::for_seed(seed);
         config.nodes = nodes;
         config.partitions = partitions;

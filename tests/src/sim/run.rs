@@ -144,7 +144,10 @@ impl Sim {
         // Outstanding requests and the administrative operation end (or time out).
         while self.producers.iter().any(Producer::busy) || self.admin.is_some() {
             if self.now > deadline {
-                return Err(SimError::NotLive("requests did not finish".into()));
+                let statuses = self.describe();
+                return Err(SimError::NotLive(format!(
+                    "requests did not finish; {statuses}"
+                )));
             }
             self.step(false)?;
         }
@@ -228,8 +231,9 @@ impl Sim {
                         format!("partition {group} [{}]", each.join(" "))
                     })
                     .collect();
+                let statuses = self.describe();
                 return Err(SimError::NotLive(format!(
-                    "replicas did not agree by step {}: high watermarks {}",
+                    "replicas did not agree by step {}: high watermarks {}; {statuses}",
                     self.now,
                     marks.join(", ")
                 )));
@@ -257,6 +261,32 @@ impl Sim {
             }
         }
         Ok(logs)
+    }
+
+    /// Every replica's raft status, for a failure's message.
+    fn describe(&mut self) -> String {
+        let mut lines = Vec::new();
+        for index in 0..self.nodes.len() {
+            let Some(multi) = self.nodes[index].up.as_ref().map(|r| r.multi.clone()) else {
+                lines.push(format!("node {} down", self.nodes[index].id));
+                continue;
+            };
+            let (mut pending, mut done) =
+                Pending::start(async move { multi.statuses().await }, self.now);
+            for _ in 0..100 {
+                if done.is_some() {
+                    break;
+                }
+                if self.step(false).is_err() {
+                    break;
+                }
+                done = pending.poll();
+            }
+            for status in done.unwrap_or_default() {
+                lines.push(format!("node {}: {status:?}", self.nodes[index].id));
+            }
+        }
+        format!("statuses:\n{}", lines.join("\n"))
     }
 
     fn reader_mark(&self, id: NodeId, group: GroupId) -> Option<u64> {
