@@ -27,9 +27,10 @@ use rand::{Rng, SeedableRng};
 
 use procs::Processes;
 use verify::{
-    barrier, converge, leaders_of, read_every_replica, read_leaders, statuses, wait_for, WAIT,
+    barrier, converge, describe, leaders_of, read_every_replica, read_leaders, statuses, wait_for,
+    WAIT,
 };
-use workload::{fetcher, idempotent_producer, plain_producer, Shared, TOPIC};
+use workload::{fetcher, idempotent_producer, plain_producer, Route, Shared, TOPIC};
 
 /// Replicas per partition.
 const REPLICAS: usize = 3;
@@ -147,9 +148,7 @@ async fn sigkilled_nodes_lose_no_acknowledged_record() {
     println!("seed {seed}; {nodes} nodes; faults for {length:?}");
     let started = Instant::now();
     let (mut procs, admin) = start(nodes, 0, PARTITIONS).await;
-    let shared = Shared::connect(&procs.client_addresses(), PARTITIONS)
-        .await
-        .unwrap();
+    let shared = Shared::new(&procs.client_addresses(), PARTITIONS);
     let mut tasks = Vec::new();
     let mut client_seed = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     let mut next_seed = || {
@@ -186,7 +185,10 @@ async fn sigkilled_nodes_lose_no_acknowledged_record() {
     procs.wait_all_up().await.unwrap_or_else(|e| fail(e));
     let mut at_least = Vec::new();
     for p in 0..PARTITIONS {
-        at_least.push(barrier(&shared, p).await.unwrap_or_else(|e| fail(e)));
+        match barrier(&shared, p).await {
+            Ok(hw) => at_least.push(hw),
+            Err(e) => fail(format!("{e}\n{}", describe(&procs, p).await)),
+        }
     }
     converge(&procs, REPLICAS, &at_least)
         .await
@@ -221,9 +223,10 @@ async fn a_full_log_refuses_writes_and_loses_nothing() {
     const LIMIT: u64 = 1 << 20;
     let seed = seed();
     let _guard = SeedGuard(seed, "a_full_log_refuses_writes_and_loses_nothing");
-    let (mut procs, _admin) = start(REPLICAS, LIMIT, 1).await;
-    let shared = Shared::connect(&procs.client_addresses(), 1).await.unwrap();
+    let (mut procs, admin) = start(REPLICAS, LIMIT, 1).await;
+    let shared = Shared::new(&procs.client_addresses(), 1);
     let partition = chronik_cluster_tests::history::PartitionId::new(TOPIC, 0);
+    let mut route = Route::default();
     let mut refused = None;
     // 1 KiB records: the limit holds about a thousand.
     for n in 0..20_000u64 {
@@ -231,7 +234,7 @@ async fn a_full_log_refuses_writes_and_loses_nothing() {
         let op = shared
             .history()
             .produce_invoked(partition.clone(), records.clone());
-        shared.produce(op, 0, &records, None).await;
+        shared.produce(&mut route, op, 0, &records, None).await;
         if let Some(first) = workload::lock(&shared.storage_full).first() {
             refused = Some((n, first.clone()));
             break;
@@ -248,7 +251,8 @@ async fn a_full_log_refuses_writes_and_loses_nothing() {
         .history()
         .produce_invoked(partition.clone(), late.clone());
     let request = ProduceRequest::new(TOPIC, 0, encode_records(&late), 1);
-    let again = shared.client.produce(request).await;
+    // A client that follows leaders (the refusal is not retried).
+    let again = admin.produce(request).await;
     assert!(
         matches!(again, Err(ClientError::StorageFull { .. })),
         "{again:?}"
@@ -276,19 +280,23 @@ async fn a_full_log_refuses_writes_and_loses_nothing() {
     assert_eq!(logs.len(), 2, "{report}");
     assert!(report.acknowledged > 100, "{report}");
     // Idle, the group is compacted and the log purged: writes resume.
-    let attempt = std::sync::atomic::AtomicU64::new(0);
-    let resumed = wait_for("a write accepted again", WAIT, || async {
-        let n = attempt.fetch_add(1, Ordering::Relaxed);
+    let deadline = Instant::now() + WAIT;
+    for n in 0.. {
+        assert!(
+            Instant::now() < deadline,
+            "no write accepted again within {WAIT:?}: {}",
+            workload::lock(&shared.last_error)
+        );
         let record = vec![Bytes::from(format!("p0-resume-{n}-{:01000}", 0))];
         let op = shared
             .history()
             .produce_invoked(partition.clone(), record.clone());
-        let outcome = shared.produce(op, 0, &record, None).await;
+        let outcome = shared.produce(&mut route, op, 0, &record, None).await;
+        if matches!(outcome, ProduceOutcome::Acknowledged { .. }) {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
-        matches!(outcome, ProduceOutcome::Acknowledged { .. }).then_some(())
-    })
-    .await;
-    resumed.unwrap_or_else(|e| panic!("{e}; {}", procs.log_tail(first_leader)));
+    }
     converge(&procs, REPLICAS, &[0]).await.unwrap();
     let logs = read_leaders(&procs, 1).await.unwrap();
     let report = shared.history().check(&logs);

@@ -205,6 +205,11 @@ impl Drop for Processes {
                 let _ = child.wait();
             }
         }
+        if std::thread::panicking() {
+            // Keep the data dirs and the nodes' output for a look.
+            self._dir.disable_cleanup(true);
+            eprintln!("node data and logs kept in {}", self._dir.path().display());
+        }
     }
 }
 

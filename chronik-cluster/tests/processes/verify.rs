@@ -10,7 +10,7 @@ use chronik_cluster::{ClusterStatus, FetchRequest, OffsetQuery};
 use chronik_cluster_tests::history::{PartitionId, ProduceOutcome, ReplicaLog};
 
 use crate::procs::{status_of, Processes};
-use crate::workload::{to_batch, Shared, TOPIC};
+use crate::workload::{to_batch, Route, Shared, TOPIC};
 
 /// Upper bound of every wait for the cluster to reach a state.
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -75,6 +75,7 @@ fn replicas_of(statuses: &[(u64, Option<ClusterStatus>)], partition: u32) -> Vec
 /// entry of its log is committed. Returns the high watermark every replica must reach.
 pub async fn barrier(shared: &Shared, partition: u32) -> Result<u64, String> {
     let deadline = tokio::time::Instant::now() + WAIT;
+    let mut route = Route::default();
     for attempt in 0..1_000 {
         if tokio::time::Instant::now() >= deadline {
             break;
@@ -83,14 +84,41 @@ pub async fn barrier(shared: &Shared, partition: u32) -> Result<u64, String> {
         let op = shared
             .history()
             .produce_invoked(PartitionId::new(TOPIC, partition), record.clone());
-        if let ProduceOutcome::Acknowledged { last_offset, .. } =
-            shared.produce(op, partition, &record, None).await
+        if let ProduceOutcome::Acknowledged { last_offset, .. } = shared
+            .produce(&mut route, op, partition, &record, None)
+            .await
         {
             return Ok(last_offset + 1);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Err(format!("no barrier acknowledged on p{partition}"))
+    let last = crate::workload::lock(&shared.last_error).clone();
+    Err(format!(
+        "no barrier acknowledged on p{partition}; last answer: {last}"
+    ))
+}
+
+/// Every node's view of `partition` (for failure messages).
+pub async fn describe(procs: &Processes, partition: u32) -> String {
+    let mut lines = Vec::new();
+    for (id, status) in statuses(procs).await {
+        let line = match status {
+            None => format!("node {id}: no answer"),
+            Some(s) => {
+                let local = s
+                    .local_partitions
+                    .iter()
+                    .find(|p| p.topic == TOPIC && p.partition == partition);
+                let catalog = s
+                    .partitions
+                    .iter()
+                    .find(|p| p.topic == TOPIC && p.partition == partition);
+                format!("node {id}: local {local:?}; catalogue {catalog:?}")
+            }
+        };
+        lines.push(line);
+    }
+    lines.join("\n")
 }
 
 /// Waits until the `replicas` nodes hosting each partition report the same high

@@ -4,7 +4,8 @@
 //! The client gets a 1 ms retry deadline, so each call makes exactly one attempt: a
 //! plain produce retried inside the client after an ambiguous failure could land twice,
 //! which is Kafka's at-least-once, not a bug. Retries happen here, recorded (an
-//! idempotent retry reuses its sequence, a plain retry sends new records).
+//! idempotent retry reuses its sequence, a plain retry sends new records), and each
+//! task routes with a client of its own ([`Route`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -28,13 +29,16 @@ const MAX_REQUESTS: usize = 100_000;
 
 /// What the clients share.
 pub struct Shared {
-    pub client: ChronikClient,
+    /// Every node's client address.
+    pub addresses: Vec<String>,
     pub history: Mutex<History>,
     pub stop: AtomicBool,
     /// Answers no correct cluster gives (each a test failure).
     pub unexpected: Mutex<Vec<String>>,
     /// Refusals because a node's log was full.
     pub storage_full: Mutex<Vec<String>>,
+    /// The last answer that was not an acknowledgement (for failure messages).
+    pub last_error: Mutex<String>,
     high_watermarks: Mutex<Vec<u64>>,
 }
 
@@ -46,20 +50,17 @@ pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    /// A client of `addresses` making one attempt per call.
-    pub async fn connect(addresses: &[String], partitions: u32) -> Result<Arc<Shared>, String> {
-        let client = ChronikClient::connect(addresses)
-            .await
-            .map_err(|e| format!("connect: {e}"))?
-            .with_timeout(Duration::from_millis(1));
-        Ok(Arc::new(Shared {
-            client,
+    /// The shared state of clients of the nodes at `addresses`.
+    pub fn new(addresses: &[String], partitions: u32) -> Arc<Shared> {
+        Arc::new(Shared {
+            addresses: addresses.to_vec(),
             history: Mutex::new(History::new()),
             stop: AtomicBool::new(false),
             unexpected: Mutex::new(Vec::new()),
             storage_full: Mutex::new(Vec::new()),
+            last_error: Mutex::new(String::new()),
             high_watermarks: Mutex::new(vec![0; partitions as usize]),
-        }))
+        })
     }
 
     pub fn history(&self) -> MutexGuard<'_, History> {
@@ -70,15 +71,22 @@ impl Shared {
         self.stop.load(Ordering::Relaxed)
     }
 
-    /// Sends one produce and records what became of it; re-learns leaders after a
-    /// failure. Returns the outcome.
+    /// Sends one produce through `route` and records what became of it. Returns the
+    /// outcome.
     pub async fn produce(
         &self,
+        route: &mut Route,
         op: OpId,
         partition: u32,
         records: &[Bytes],
         producer: Option<ProducerIdentity>,
     ) -> ProduceOutcome {
+        let Some(client) = route.client(&self.addresses).await else {
+            // Nothing was sent.
+            *lock(&self.last_error) = format!("p{partition}: no node reachable");
+            self.history().complete(op, ProduceOutcome::Failed);
+            return ProduceOutcome::Failed;
+        };
         let mut request = ProduceRequest::new(
             TOPIC,
             partition,
@@ -87,9 +95,14 @@ impl Shared {
         );
         request.timeout = PRODUCE_TIMEOUT;
         request.producer = producer;
-        let answer = tokio::time::timeout(PRODUCE_TIMEOUT * 2, self.client.produce(request)).await;
-        if let Ok(Err(e @ ClientError::StorageFull { .. })) = &answer {
-            lock(&self.storage_full).push(e.to_string());
+        let answer = tokio::time::timeout(PRODUCE_TIMEOUT * 2, client.produce(request)).await;
+        match &answer {
+            Ok(Err(e @ ClientError::StorageFull { .. })) => {
+                lock(&self.storage_full).push(e.to_string());
+            }
+            Ok(Err(e)) => *lock(&self.last_error) = format!("p{partition}: {e}"),
+            Err(_) => *lock(&self.last_error) = format!("p{partition}: no answer"),
+            Ok(Ok(_)) => {}
         }
         let (outcome, unexpected) = classify(answer, partition);
         self.history().complete(op, outcome);
@@ -97,9 +110,43 @@ impl Shared {
             lock(&self.unexpected).push(what);
         }
         if !matches!(outcome, ProduceOutcome::Acknowledged { .. }) {
-            let _ = tokio::time::timeout(Duration::from_secs(1), self.client.status(None)).await;
+            route.failed();
         }
         outcome
+    }
+}
+
+/// A client of one task's own. The client gets a 1 ms retry deadline, so it never
+/// follows a leader hint and keeps what it learned when it connected: after a failure
+/// the task connects anew, asking another node first (the node asked first tells the
+/// client who leads what).
+#[derive(Default)]
+pub struct Route {
+    client: Option<ChronikClient>,
+    turn: usize,
+}
+
+impl Route {
+    /// The client, connecting if there is none (None when no node answers in time).
+    pub async fn client(&mut self, addresses: &[String]) -> Option<&ChronikClient> {
+        if self.client.is_none() {
+            let n = addresses.len();
+            let order: Vec<String> = (0..n)
+                .map(|i| addresses[(self.turn + i) % n].clone())
+                .collect();
+            self.turn += 1;
+            let connect = ChronikClient::connect(&order);
+            self.client = match tokio::time::timeout(Duration::from_secs(2), connect).await {
+                Ok(Ok(client)) => Some(client.with_timeout(Duration::from_millis(1))),
+                _ => None,
+            };
+        }
+        self.client.as_ref()
+    }
+
+    /// Drops the client after a failure: the next call connects anew.
+    pub fn failed(&mut self) {
+        self.client = None;
     }
 }
 
@@ -156,6 +203,7 @@ fn next_records(rng: &mut StdRng, partition: u32, client: usize, n: &mut u64) ->
 /// A plain producer: every attempt carries new records.
 pub async fn plain_producer(shared: Arc<Shared>, partition: u32, client: usize, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
+    let mut route = Route::default();
     let mut n = 0;
     for _ in 0..MAX_REQUESTS {
         if shared.stopped() {
@@ -164,7 +212,9 @@ pub async fn plain_producer(shared: Arc<Shared>, partition: u32, client: usize, 
         let records = next_records(&mut rng, partition, client, &mut n);
         let id = PartitionId::new(TOPIC, partition);
         let op = shared.history().produce_invoked(id, records.clone());
-        let outcome = shared.produce(op, partition, &records, None).await;
+        let outcome = shared
+            .produce(&mut route, op, partition, &records, None)
+            .await;
         if !matches!(outcome, ProduceOutcome::Acknowledged { .. }) {
             pause(&mut rng).await;
         }
@@ -175,6 +225,7 @@ pub async fn plain_producer(shared: Arc<Shared>, partition: u32, client: usize, 
 /// it must land exactly once.
 pub async fn idempotent_producer(shared: Arc<Shared>, partition: u32, client: usize, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
+    let mut route = Route::default();
     let producer_id = 5_000 + i64::from(partition) * 100 + client as i64;
     let (mut n, mut sequence, mut requests) = (0, 0i32, 0);
     'batches: while requests < MAX_REQUESTS && !shared.stopped() {
@@ -201,10 +252,8 @@ pub async fn idempotent_producer(shared: Arc<Shared>, partition: u32, client: us
                 producer_epoch: 0,
                 base_sequence: sequence,
             };
-            match shared
-                .produce(op, partition, &records, Some(identity))
-                .await
-            {
+            let sent = shared.produce(&mut route, op, partition, &records, Some(identity));
+            match sent.await {
                 ProduceOutcome::Acknowledged { .. } | ProduceOutcome::AlreadyWritten => {
                     sequence += records.len() as i32;
                     continue 'batches;
@@ -220,10 +269,15 @@ pub async fn idempotent_producer(shared: Arc<Shared>, partition: u32, client: us
 /// Reads random partitions at random offsets up to the highest high watermark seen.
 pub async fn fetcher(shared: Arc<Shared>, partitions: u32, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
+    let mut route = Route::default();
     for _ in 0..MAX_REQUESTS {
         if shared.stopped() {
             break;
         }
+        let Some(client) = route.client(&shared.addresses).await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
         let partition = rng.random_range(0..partitions);
         let known = lock(&shared.high_watermarks)[partition as usize];
         let request = FetchRequest {
@@ -234,7 +288,7 @@ pub async fn fetcher(shared: Arc<Shared>, partitions: u32, seed: u64) {
             max_wait: Duration::from_millis(rng.random_range(0..50)),
         };
         let offset = request.offset;
-        let answer = tokio::time::timeout(Duration::from_secs(1), shared.client.fetch(request));
+        let answer = tokio::time::timeout(Duration::from_secs(1), client.fetch(request));
         if let Ok(Ok(response)) = answer.await {
             {
                 let mut seen = lock(&shared.high_watermarks);
@@ -250,7 +304,7 @@ pub async fn fetcher(shared: Arc<Shared>, partitions: u32, seed: u64) {
                 batches: response.batches.into_iter().map(to_batch).collect(),
             });
         } else {
-            let _ = tokio::time::timeout(Duration::from_secs(1), shared.client.status(None)).await;
+            route.failed();
         }
         tokio::time::sleep(Duration::from_millis(rng.random_range(5..30))).await;
     }
