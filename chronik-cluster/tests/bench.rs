@@ -89,6 +89,27 @@ fn produce_measures_both_drivers_and_the_sweep_draws_a_plot() {
 }
 
 #[test]
+fn produce_through_the_grpc_client() {
+    let json = bench(&[
+        "produce",
+        "--via",
+        "grpc",
+        "--no-baseline",
+        "--partitions",
+        "2",
+        "--producers",
+        "2",
+        "--batch",
+        "10",
+        "--duration",
+        "0.5",
+    ]);
+    assert_eq!(json["settings"]["via"], "grpc");
+    assert!(figure(&json, "ours", "records_per_sec") > 0.0, "{json}");
+    assert!(json.get("naive").is_none(), "{json}");
+}
+
+#[test]
 fn idle_measures_each_driver_in_a_child_process() {
     let json = bench(&["idle", "--partitions", "10", "--duration", "0.5"]);
     assert_eq!(json["settings"]["partitions"], 10);

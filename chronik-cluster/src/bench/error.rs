@@ -13,6 +13,9 @@ pub enum BenchError {
     /// The cluster library.
     #[error(transparent)]
     Cluster(#[from] chronik_cluster::ClusterError),
+    /// The gRPC client.
+    #[error(transparent)]
+    Client(#[from] chronik_cluster::client::ClientError),
     /// The scheduler.
     #[error("replication: {0}")]
     Replication(#[from] raft_multi::Error),

@@ -10,11 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use chronik_cluster::{encode_records, Acks, TopicSpec};
+use chronik_cluster::client::ChronikClient;
+use chronik_cluster::{encode_records, Acks, ProduceRequest, TopicSpec};
 use raft_transport::grpc::{GrpcConfig, GrpcTransport};
 use raft_transport::Transport;
 
-use super::load::{self, Outcome, Shape};
+use super::load::{self, Client, Outcome, Shape};
 use super::nodes::{free_addresses, Nodes, Producer};
 use super::raftlevel::{AnyCluster, NODES};
 use super::{sweep, BenchError, Common, Driver, Report, Timing};
@@ -43,6 +44,10 @@ pub struct ProduceArgs {
     /// Stop each run after this many records acknowledged (before `--duration`).
     #[arg(long)]
     pub records: Option<u64>,
+    /// How our producers reach the leaders: `api` calls each node's `Cluster` in this
+    /// process; `grpc` goes through `ChronikClient` and the nodes' client service.
+    #[arg(long, default_value = "api")]
+    pub via: Via,
     /// Also sweep the partition count at a fixed offered load (ours only) and plot it.
     #[arg(long)]
     pub sweep: bool,
@@ -59,6 +64,27 @@ pub struct ProduceArgs {
 
 /// Figures a driver adds to the common ones.
 type Extra = Vec<(&'static str, f64)>;
+
+/// `--via`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Via {
+    /// The node API in process.
+    Api,
+    /// The client gRPC service on loopback.
+    Grpc,
+}
+
+/// A producer through the gRPC client, which finds and follows the leader itself.
+struct ClientProducer {
+    client: Arc<ChronikClient>,
+    request: ProduceRequest,
+}
+
+impl Client for ClientProducer {
+    async fn call(&mut self, _seq: u64) -> bool {
+        self.client.produce(self.request.clone()).await.is_ok()
+    }
+}
 
 /// `--acks`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -109,6 +135,7 @@ pub async fn run(common: &Common, args: ProduceArgs) -> Result<Report, BenchErro
     report.setting("record_bytes", args.record_size as u64);
     report.setting("batch_records", args.batch);
     report.setting("acks", format!("{:?}", args.acks).to_lowercase());
+    report.setting("via", format!("{:?}", args.via).to_lowercase());
     report.setting("offered_records_per_sec", args.rate);
     report.setting("duration_secs", duration.as_secs_f64());
     timing.describe(&mut report);
@@ -198,7 +225,34 @@ async fn ours(
                 hint: partition as usize,
             })
             .collect();
-        let outcome = load::run(producers, shape, "produce ours").await?;
+        let outcome = match args.via {
+            Via::Api => load::run(producers, shape, "produce ours").await?,
+            Via::Grpc => {
+                let addresses: Vec<String> = nodes
+                    .configs
+                    .iter()
+                    .map(|c| c.client_addr.to_string())
+                    .collect();
+                let client = Arc::new(
+                    ChronikClient::connect(&addresses)
+                        .await?
+                        .with_timeout(Duration::from_secs(10)),
+                );
+                let producers: Vec<ClientProducer> = producers
+                    .into_iter()
+                    .map(|p| {
+                        let mut request =
+                            ProduceRequest::new(TOPIC, p.partition, p.records, p.count);
+                        request.acks = p.acks;
+                        ClientProducer {
+                            client: Arc::clone(&client),
+                            request,
+                        }
+                    })
+                    .collect();
+                load::run(producers, shape, "produce ours (gRPC client)").await?
+            }
+        };
         let syncs = syncs(&live).saturating_sub(before) as f64;
         let secs = shape.warmup.as_secs_f64() + outcome.secs;
         Ok::<_, BenchError>((outcome, vec![("wal_syncs_per_sec", syncs / secs.max(1e-9))]))
