@@ -169,7 +169,8 @@ impl Nodes {
 
     /// Stops node `id` cleanly (its data stays).
     pub async fn stop(&mut self, id: NodeId) {
-        let slot = self.nodes.get_mut(id as usize - 1).and_then(Option::take);
+        let index = (id as usize).saturating_sub(1);
+        let slot = self.nodes.get_mut(index).and_then(Option::take);
         if let Some(node) = slot {
             node.shutdown().await;
         }
@@ -177,11 +178,13 @@ impl Nodes {
 
     /// Restarts node `id` over its data.
     pub async fn restart(&mut self, id: NodeId) -> Result<(), BenchError> {
-        let Some(config) = self.configs.get(id as usize - 1).cloned() else {
+        let index = (id as usize).saturating_sub(1);
+        let (Some(config), true) = (self.configs.get(index).cloned(), index < self.nodes.len())
+        else {
             return Err(BenchError::Usage(format!("no node {id}")));
         };
         let node = Node::builder(config).start().await?;
-        self.nodes[id as usize - 1] = Some(node);
+        self.nodes[index] = Some(node);
         Ok(())
     }
 
