@@ -406,13 +406,25 @@ impl Peer {
         }
     }
 
-    /// The peer node `node` is gone: if it led this sleeping group, wake up to elect.
+    /// The peer node `node` is gone: if it led this group, wake up (if asleep) and
+    /// elect soon. True if the group has work now.
     pub(crate) fn on_node_lost(&mut self, node: NodeId, metrics: &Metrics) -> bool {
-        if self.hibernated && self.node.raft.leader_id == node {
-            self.wake(metrics);
-            return true;
+        let raft = &mut self.node.raft;
+        if raft.leader_id != node || raft.state != StateRole::Follower {
+            return false;
         }
-        false
+        // The transport declares a node lost after an election timeout of silence:
+        // the follower has waited long enough. Campaign within a few ticks instead of
+        // a whole new randomized timeout (a sleeping group's timer did not even run).
+        // The delay differs per replica, so the survivors do not split the vote; with
+        // pre-vote and check-quorum, a false alarm disturbs no live leader.
+        let timeout = raft.randomized_election_timeout();
+        let spread = (raft.election_timeout() / 2).max(1) as u64;
+        let mixed = (self.id ^ raft.id.rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let delay = 1 + ((mixed >> 33) % spread) as usize;
+        raft.election_elapsed = raft.election_elapsed.max(timeout.saturating_sub(delay));
+        self.wake(metrics);
+        true
     }
 
     /// Fails every caller still waiting (the group is going away).
