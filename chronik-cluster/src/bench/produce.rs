@@ -209,8 +209,13 @@ async fn ours(
             .await?;
         let records = batch(args.batch, args.record_size);
         let live = nodes.live();
-        let syncs = |live: &[(u64, chronik_cluster::Cluster)]| -> u64 {
-            live.iter().map(|(_, c)| c.status().wal_syncs).sum()
+        // (syncs, bytes written) of every node's write-ahead log.
+        let syncs = |live: &[(u64, chronik_cluster::Cluster)]| -> (u64, u64) {
+            live.iter()
+                .map(|(_, c)| c.status())
+                .fold((0, 0), |(s, b), st| {
+                    (s + st.wal_syncs, b + st.wal_bytes_written)
+                })
         };
         let before = syncs(&live);
         let producers: Vec<Producer> = (0..args.partitions)
@@ -253,9 +258,17 @@ async fn ours(
                 load::run(producers, shape, "produce ours (gRPC client)").await?
             }
         };
-        let syncs = syncs(&live).saturating_sub(before) as f64;
-        let secs = shape.warmup.as_secs_f64() + outcome.secs;
-        Ok::<_, BenchError>((outcome, vec![("wal_syncs_per_sec", syncs / secs.max(1e-9))]))
+        let after = syncs(&live);
+        let secs = (shape.warmup.as_secs_f64() + outcome.secs).max(1e-9);
+        let synced = after.0.saturating_sub(before.0) as f64;
+        let written = after.1.saturating_sub(before.1) as f64;
+        Ok::<_, BenchError>((
+            outcome,
+            vec![
+                ("wal_syncs_per_sec", synced / secs),
+                ("wal_mb_written_per_sec", written / 1e6 / secs),
+            ],
+        ))
     }
     .await;
     nodes.shutdown().await;
