@@ -156,10 +156,12 @@ fn failover_times_new_leaders_and_produce() {
 
 #[test]
 fn recovery_replays_the_log_and_serves() {
-    let json = bench(&["recovery", "--wal-mb", "2", "--partitions", "2"]);
+    let json = bench(&["recovery", "--wal-mb", "2", "--partitions", "2", "--cold"]);
     assert!(figure(&json, "ours", "wal_mb") >= 2.0, "{json}");
     assert!(figure(&json, "ours", "mb_per_sec") > 0.0);
+    assert!(figure(&json, "ours", "start_mb_per_sec") >= figure(&json, "ours", "mb_per_sec"));
     assert!(figure(&json, "raw_read", "mb_per_sec") > 0.0);
+    assert!(json["settings"]["page_cache"].is_string(), "{json}");
     figure(&json, "ratio_ours_over_raw_read", "mb_per_sec");
 }
 
