@@ -414,15 +414,31 @@ impl Peer {
             return false;
         }
         // The transport declares a node lost after an election timeout of silence:
-        // the follower has waited long enough. Campaign within a few ticks instead of
-        // a whole new randomized timeout (a sleeping group's timer did not even run).
-        // The delay differs per replica, so the survivors do not split the vote; with
-        // pre-vote and check-quorum, a false alarm disturbs no live leader.
+        // the follower has waited long enough. It forgets the leader (so it grants
+        // votes at once instead of defending the old leader's lease) and campaigns
+        // within a few ticks instead of a whole new randomized timeout (a sleeping
+        // group's timer did not even run). The survivors take turns, in an order
+        // that differs per group, two ticks apart: they never split the vote, and if
+        // the first cannot win (a stale log) the next tries. With pre-vote and
+        // check-quorum, a false alarm disturbs no live leader.
+        let me = raft.id;
+        let mut survivors: Vec<NodeId> = self
+            .conf_state
+            .voters
+            .iter()
+            .copied()
+            .filter(|&v| v != node)
+            .collect();
+        let group = self.id;
+        survivors.sort_by_key(|&v| (group ^ v.rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let rank = survivors
+            .iter()
+            .position(|&v| v == me)
+            .unwrap_or(survivors.len());
+        let delay = 1 + 2 * rank;
         let timeout = raft.randomized_election_timeout();
-        let spread = (raft.election_timeout() / 2).max(1) as u64;
-        let mixed = (self.id ^ raft.id.rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let delay = 1 + ((mixed >> 33) % spread) as usize;
         raft.election_elapsed = raft.election_elapsed.max(timeout.saturating_sub(delay));
+        raft.leader_id = raft::INVALID_ID;
         self.wake(metrics);
         true
     }
