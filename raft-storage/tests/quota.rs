@@ -162,7 +162,8 @@ fn no_limit_by_default_and_a_limit_below_two_segments_is_invalid() {
     assert_eq!(LogEngine::in_memory().usage().limit, 0);
 }
 
-/// Random appends of random sizes to a few groups, with compactions and purges: the
+/// Random appends of random sizes to a few groups, with compactions and purges (and
+/// the compactions purge asks for, as a scheduler does them): the
 /// usage always equals the bytes of the segment files, appends never take it past the
 /// limit, a refused append changes nothing, and a reopen gives back the same state.
 #[test]
@@ -184,6 +185,13 @@ fn random_writes_keep_the_usage_exact_and_under_the_limit() {
                 let last = engine.group(group).last_index();
                 batch.compact(group, last.saturating_sub(rng.random_range(0..3)));
                 engine.write(&mut batch, true).unwrap();
+                // Like a scheduler: the groups purge reports are compacted up to their
+                // applied (here: last) entry, and purge runs again.
+                for lagging in engine.purge_expired().unwrap() {
+                    let mut batch = LogBatch::new();
+                    batch.compact(lagging, engine.group(lagging).last_index() + 1);
+                    engine.write(&mut batch, true).unwrap();
+                }
                 engine.purge_expired().unwrap();
             }
             _ => {

@@ -12,25 +12,23 @@
 #[path = "../common.rs"]
 mod common;
 mod procs;
+mod quota;
 mod verify;
 mod workload;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use chronik_cluster::client::{ChronikClient, ClientError};
-use chronik_cluster::{encode_records, ProduceRequest, TopicSpec};
-use chronik_cluster_tests::history::ProduceOutcome;
+use chronik_cluster::client::ChronikClient;
+use chronik_cluster::TopicSpec;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use procs::Processes;
 use verify::{
-    barrier, converge, describe, leaders_of, read_every_replica, read_leaders, statuses, wait_for,
-    WAIT,
+    barrier, converge, describe, leaders_of, read_every_replica, statuses, wait_for, WAIT,
 };
-use workload::{fetcher, idempotent_producer, plain_producer, Route, Shared, TOPIC};
+use workload::{fetcher, idempotent_producer, plain_producer, Shared, TOPIC};
 
 /// Replicas per partition.
 const REPLICAS: usize = 3;
@@ -78,8 +76,8 @@ fn seed() -> u64 {
 }
 
 /// Starts the processes, waits for them, creates the topic and waits for its leaders.
-async fn start(nodes: usize, max_log_bytes: u64, partitions: u32) -> (Processes, ChronikClient) {
-    let mut procs = Processes::start(nodes, max_log_bytes);
+async fn start(quotas: &[u64], partitions: u32) -> (Processes, ChronikClient) {
+    let mut procs = Processes::start(quotas);
     procs.wait_all_up().await.unwrap();
     let admin = ChronikClient::connect(&procs.client_addresses())
         .await
@@ -147,7 +145,7 @@ async fn sigkilled_nodes_lose_no_acknowledged_record() {
     let nodes = nodes();
     println!("seed {seed}; {nodes} nodes; faults for {length:?}");
     let started = Instant::now();
-    let (mut procs, admin) = start(nodes, 0, PARTITIONS).await;
+    let (mut procs, admin) = start(&vec![0; nodes], PARTITIONS).await;
     let shared = Shared::new(&procs.client_addresses(), PARTITIONS);
     let mut tasks = Vec::new();
     let mut client_seed = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
@@ -213,93 +211,4 @@ async fn sigkilled_nodes_lose_no_acknowledged_record() {
     if report.acknowledged == 0 || report.fetches == 0 || procs.kills < nodes {
         fail(format!("the run did too little: {report}"));
     }
-}
-
-/// A node's write-ahead log with a small size limit: writes are refused with the typed
-/// error (Kafka 56), nothing acknowledged is lost, and reads go on, also from the next
-/// leader once the first is SIGKILLed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_full_log_refuses_writes_and_loses_nothing() {
-    const LIMIT: u64 = 1 << 20;
-    let seed = seed();
-    let _guard = SeedGuard(seed, "a_full_log_refuses_writes_and_loses_nothing");
-    let (mut procs, admin) = start(REPLICAS, LIMIT, 1).await;
-    let shared = Shared::new(&procs.client_addresses(), 1);
-    let partition = chronik_cluster_tests::history::PartitionId::new(TOPIC, 0);
-    let mut route = Route::default();
-    let mut refused = None;
-    // 1 KiB records: the limit holds about a thousand.
-    for n in 0..20_000u64 {
-        let records = vec![Bytes::from(format!("p0-c0-{n}-{:01000}", 0))];
-        let op = shared
-            .history()
-            .produce_invoked(partition.clone(), records.clone());
-        shared.produce(&mut route, op, 0, &records, None).await;
-        if let Some(first) = workload::lock(&shared.storage_full).first() {
-            refused = Some((n, first.clone()));
-            break;
-        }
-    }
-    let Some((sent, message)) = refused else {
-        panic!("no write refused with a full log");
-    };
-    println!("refused after {sent} produces: {message}");
-    assert!(message.contains("write-ahead log is full"), "{message}");
-    // Refused again with the typed error: nothing the node took since freed space.
-    let late = vec![Bytes::from(format!("p0-late-{:01000}", 0))];
-    let op = shared
-        .history()
-        .produce_invoked(partition.clone(), late.clone());
-    let request = ProduceRequest::new(TOPIC, 0, encode_records(&late), 1);
-    // A client that follows leaders (the refusal is not retried).
-    let again = admin.produce(request).await;
-    assert!(
-        matches!(again, Err(ClientError::StorageFull { .. })),
-        "{again:?}"
-    );
-    assert_eq!(again.err().and_then(|e| e.kafka_code()), Some(56));
-    shared.history().complete(op, ProduceOutcome::Failed);
-    // Every replica holds the same records; the full leader serves reads.
-    converge(&procs, REPLICAS, &[0]).await.unwrap();
-    let mut logs = read_leaders(&procs, 1).await.unwrap();
-    // Its successor (the log full there too) serves them as well.
-    let first_leader = logs[0].replica;
-    procs.kill(first_leader);
-    wait_for("a new leader", WAIT, || async {
-        let all = statuses(&procs).await;
-        (!leaders_of(&all, 0).is_empty()).then_some(())
-    })
-    .await
-    .unwrap();
-    logs.extend(read_leaders(&procs, 1).await.unwrap());
-    procs.spawn(first_leader);
-    procs.wait_up(first_leader).await.unwrap();
-    let report = shared.history().check(&logs);
-    println!("seed {seed}: {report}");
-    assert!(report.is_ok(), "{report}");
-    assert_eq!(logs.len(), 2, "{report}");
-    assert!(report.acknowledged > 100, "{report}");
-    // Idle, the group is compacted and the log purged: writes resume.
-    let deadline = Instant::now() + WAIT;
-    for n in 0.. {
-        assert!(
-            Instant::now() < deadline,
-            "no write accepted again within {WAIT:?}: {}",
-            workload::lock(&shared.last_error)
-        );
-        let record = vec![Bytes::from(format!("p0-resume-{n}-{:01000}", 0))];
-        let op = shared
-            .history()
-            .produce_invoked(partition.clone(), record.clone());
-        let outcome = shared.produce(&mut route, op, 0, &record, None).await;
-        if matches!(outcome, ProduceOutcome::Acknowledged { .. }) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    converge(&procs, REPLICAS, &[0]).await.unwrap();
-    let logs = read_leaders(&procs, 1).await.unwrap();
-    let report = shared.history().check(&logs);
-    println!("after the purge: {report}");
-    assert!(report.is_ok(), "{report}");
 }

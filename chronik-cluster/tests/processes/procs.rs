@@ -29,9 +29,10 @@ pub struct Processes {
     _dir: tempfile::TempDir,
 }
 
-/// Configs of `n` nodes on free loopback ports, data under `dir`, fast ticks and
-/// optionally a write-ahead-log size limit.
-pub fn configs(dir: &Path, n: usize, max_log_bytes: u64) -> Vec<NodeConfig> {
+/// Configs of one node per entry of `quotas` on free loopback ports, data under `dir`,
+/// fast ticks, and the node's write-ahead-log size limit (0: none).
+pub fn configs(dir: &Path, quotas: &[u64]) -> Vec<NodeConfig> {
+    let n = quotas.len();
     let ports = crate::common::free_ports(2 * n);
     let raft = |i: usize| format!("127.0.0.1:{}", ports[i]);
     let client = |i: usize| format!("127.0.0.1:{}", ports[n + i]);
@@ -45,9 +46,9 @@ pub fn configs(dir: &Path, n: usize, max_log_bytes: u64) -> Vec<NodeConfig> {
                 client(i).parse().unwrap(),
             );
             c.raft.tick_ms = 25;
-            if max_log_bytes > 0 {
-                c.raft.segment_bytes = max_log_bytes / 8;
-                c.raft.max_log_bytes = max_log_bytes;
+            if quotas[i] > 0 {
+                c.raft.segment_bytes = quotas[i] / 8;
+                c.raft.max_log_bytes = quotas[i];
             }
             c.peers = (0..n)
                 .filter(|&j| j != i)
@@ -63,10 +64,11 @@ pub fn configs(dir: &Path, n: usize, max_log_bytes: u64) -> Vec<NodeConfig> {
 }
 
 impl Processes {
-    /// Writes the config files of `n` nodes and starts them all (without waiting).
-    pub fn start(n: usize, max_log_bytes: u64) -> Processes {
+    /// Writes the config files of one node per entry of `quotas` (its log's size limit,
+    /// 0 for none) and starts them all (without waiting).
+    pub fn start(quotas: &[u64]) -> Processes {
         let dir = tempfile::tempdir().unwrap();
-        let procs = configs(dir.path(), n, max_log_bytes)
+        let procs = configs(dir.path(), quotas)
             .into_iter()
             .map(|config| {
                 let id = config.node_id;

@@ -30,6 +30,12 @@ impl Worker {
                         continue; // restoring a snapshot: raft retransmits later
                     }
                     match inbound {
+                        Inbound::Raft(msg) if !append_fits(&self.engine, &msg) => {
+                            // Like a lost message: the leader sends it again later.
+                            metrics.add(&metrics.inbound_dropped, 1);
+                            tracing::debug!(group, "append dropped: the write-ahead log is full");
+                            continue;
+                        }
                         Inbound::Raft(msg) => peer.step(*msg, &metrics),
                         Inbound::Hibernate { term, last_index } => {
                             peer.hibernate_notice(from, term, last_index, &metrics)
@@ -40,6 +46,7 @@ impl Worker {
             }
             Command::Propose { group, data, reply } => match self.peers.get_mut(&group) {
                 Some(_) if !has_room(&self.engine, data.len()) => {
+                    metrics.add(&metrics.proposals_rejected, 1);
                     let usage = self.engine.usage();
                     let (used, limit) = (usage.used, usage.limit);
                     answer(reply, Err(Error::StorageFull { group, used, limit }));
@@ -167,6 +174,27 @@ impl Worker {
 fn has_room(engine: &raft_storage::LogEngine, bytes: usize) -> bool {
     let usage = engine.usage();
     usage.has_room(bytes as u64, usage.limit / raft_storage::NEAR_FULL_DIVISOR)
+}
+
+/// The share of the log's size limit a follower keeps free for its own records (hard
+/// states, compactions) when it takes other leaders' entries.
+const FOLLOWER_RESERVE_DIVISOR: u64 = 16;
+
+/// True unless `msg` appends entries that the engine cannot take while keeping its
+/// follower reserve. A follower whose log is fuller than its leader's drops such appends
+/// (raft resends them) instead of failing the round's write, which would stop the worker
+/// for every group it drives; it catches up once compaction and purge free space.
+fn append_fits(engine: &raft_storage::LogEngine, msg: &raft::eraftpb::Message) -> bool {
+    if msg.get_msg_type() != raft::eraftpb::MessageType::MsgAppend || msg.entries.is_empty() {
+        return true;
+    }
+    let usage = engine.usage();
+    if usage.limit == 0 {
+        return true;
+    }
+    // Entry payloads plus framing: index, term and the record headers.
+    let bytes: u64 = msg.entries.iter().map(|e| e.data.len() as u64 + 32).sum();
+    usage.has_room(bytes, usage.limit / FOLLOWER_RESERVE_DIVISOR)
 }
 
 /// Answers a command that will never run.

@@ -43,11 +43,16 @@ impl LogEngine {
         // A log near its size limit cannot wait for groups to fall behind: appends are
         // refused, so the active segment may never move on. Every group that pins a
         // sealed segment counts as lagging then, and small live tails move forward.
-        let lag = if self.usage().is_under_pressure() {
+        // Rewriting is exempt from the limit, so with a limit it gets a budget: up to the
+        // pressure line, and past it a small share; groups past the budget are reported
+        // for compaction instead.
+        let usage = self.usage();
+        let lag = if usage.is_under_pressure() {
             0
         } else {
             policy.lag_segments
         };
+        let mut budget = usage.rewrite_budget();
         // Rewrite forward under the write lock, so what is rewritten is current.
         let (active, lagging, position) = {
             let mut state = self.inner.write.lock();
@@ -60,7 +65,8 @@ impl LogEngine {
                 let Some(pin) = g.entry_pin() else { continue };
                 if u64::from(pin) + lag < u64::from(active) {
                     let live: u64 = g.index.iter().map(|e| u64::from(e.location.len)).sum();
-                    if live <= policy.rewrite_threshold {
+                    if live <= policy.rewrite_threshold && live <= budget {
+                        budget -= live;
                         rewrite.push((id, g.first_index, g.last_index()));
                         continue;
                     }

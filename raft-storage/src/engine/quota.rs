@@ -13,6 +13,10 @@ use crate::error::{Error, Result};
 /// proposals: one eighth.
 pub const NEAR_FULL_DIVISOR: u64 = 8;
 
+/// Under pressure, purge rewrites live entries forward (a write the limit does not
+/// refuse) for at most this share of the limit per pass: one sixty-fourth.
+pub(crate) const PRESSURE_REWRITE_DIVISOR: u64 = 64;
+
 /// How full the log is: bytes of live segment files and the limit.
 ///
 /// ```
@@ -39,6 +43,19 @@ impl LogUsage {
     /// True when a limit is set and reached.
     pub fn is_full(&self) -> bool {
         self.limit != 0 && self.used >= self.limit
+    }
+
+    /// Bytes purge may rewrite forward in one pass (a write the limit does not refuse):
+    /// all it wants without a limit; up to three quarters of the limit; past that, a
+    /// sixty-fourth of the limit, enough to move small tails that pin old segments.
+    pub(crate) fn rewrite_budget(&self) -> u64 {
+        if self.limit == 0 {
+            return u64::MAX;
+        }
+        let pressure_line = self.limit - self.limit / 4;
+        pressure_line
+            .saturating_sub(self.used)
+            .max(self.limit / PRESSURE_REWRITE_DIVISOR)
     }
 
     /// True when a limit is set and at most a quarter of it is left: purge then frees every
