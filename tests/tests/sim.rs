@@ -26,7 +26,9 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
 }
 
 fn replay_command(seed: u64) -> String {
-    format!("SIM_SEED={seed} cargo test --release -p chronik-cluster-tests --test sim -- replay --nocapture")
+    format!(
+        "SIM_SEED={seed} cargo test --release -p chronik-cluster-tests --test sim -- --exact replay --nocapture"
+    )
 }
 
 #[test]
