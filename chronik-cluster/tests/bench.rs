@@ -132,6 +132,30 @@ fn idle_measures_each_driver_in_a_child_process() {
 }
 
 #[test]
+fn idle_over_real_nodes() {
+    let json = bench(&[
+        "idle",
+        "--stack",
+        "node",
+        "--partitions",
+        "4",
+        "--duration",
+        "0.5",
+    ]);
+    assert_eq!(json["settings"]["stack"], "node");
+    // 4 partitions x 3 replicas asleep (the metadata group may sleep too).
+    assert!(figure(&json, "ours", "asleep_end") >= 12.0, "{json}");
+    // The target: at most 2 frames per node pair per heartbeat interval.
+    assert!(
+        figure(&json, "ours", "frames_per_pair_per_heartbeat") <= 2.0,
+        "{json}"
+    );
+    figure(&json, "ours", "messages_per_pair_per_sec");
+    figure(&json, "ours", "cpu_percent");
+    figure(&json, "ours", "mem_bytes_per_replica");
+}
+
+#[test]
 fn failover_times_new_leaders_and_produce() {
     let json = bench(&[
         "failover",

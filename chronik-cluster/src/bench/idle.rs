@@ -27,6 +27,19 @@ pub struct IdleArgs {
     /// Partitions (raft groups), 3 replicas each.
     #[arg(long, default_value_t = 1000)]
     partitions: u64,
+    /// `raft`: bare raft groups, both drivers; `node`: real chronik nodes (gRPC, the
+    /// write-ahead log, partition state machines), ours only.
+    #[arg(long, default_value = "raft")]
+    stack: Stack,
+}
+
+/// `--stack`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Stack {
+    /// Raft groups with the counting machine on the in-process network.
+    Raft,
+    /// Chronik nodes over loopback gRPC.
+    Node,
 }
 
 /// Runs the scenario: each driver in a child process, or the one `--driver` names
@@ -41,10 +54,25 @@ pub async fn run(common: &Common, args: IdleArgs) -> Result<Report, BenchError> 
     report.setting("nodes", NODES);
     report.setting("partitions", args.partitions);
     report.setting("replicas", 3);
-    report.setting("engine", "memory");
-    report.setting("network", "in-process");
     report.setting("window_secs", window.as_secs_f64());
     timing.describe(&mut report);
+    if args.stack == Stack::Node {
+        report.setting("stack", "node");
+        report.setting("engine", "wal");
+        report.setting("network", "grpc-loopback");
+        for (name, value) in super::idle_nodes::measure(common, args.partitions).await? {
+            report.add("ours", name, value);
+        }
+        report.note(
+            "cpu_percent: the whole process (3 nodes, their gRPC transports, tokio); \
+             frames and messages: the schedulers' counters from /metrics (the transport's \
+             own liveness heartbeats are not in them)",
+        );
+        return Ok(report);
+    }
+    report.setting("stack", "raft");
+    report.setting("engine", "memory");
+    report.setting("network", "in-process");
     if let Some(driver) = common.driver {
         let common = common.clone();
         let (section, figures) = super::blocking(move || measure(driver, &common, &args)).await?;

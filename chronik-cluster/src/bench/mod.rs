@@ -13,6 +13,7 @@ use std::time::Duration;
 mod error;
 mod failover;
 mod idle;
+mod idle_nodes;
 mod load;
 mod machine;
 mod naive;

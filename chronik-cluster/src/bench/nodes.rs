@@ -44,6 +44,13 @@ impl Nodes {
     /// Starts `count` nodes with their data under `dir`, all initial voters of the
     /// metadata group, and waits until each is registered with the controller.
     pub async fn start(count: u64, dir: &Path, timing: Timing) -> Result<Nodes, BenchError> {
+        let mut nodes = Nodes::configure(count, dir, timing)?;
+        nodes.start_all().await?;
+        Ok(nodes)
+    }
+
+    /// The configurations of `count` nodes under `dir`, none started yet.
+    pub fn configure(count: u64, dir: &Path, timing: Timing) -> Result<Nodes, BenchError> {
         let addresses = free_addresses(2 * count as usize)?;
         let raft = |i: u64| addresses[i as usize];
         let client = |i: u64| addresses[(count + i) as usize];
@@ -67,18 +74,25 @@ impl Nodes {
                 .collect();
             configs.push(config);
         }
-        let mut nodes = Vec::new();
-        for config in &configs {
-            nodes.push(Some(Node::builder(config.clone()).start().await?));
+        Ok(Nodes {
+            nodes: configs.iter().map(|_| None).collect(),
+            configs,
+        })
+    }
+
+    /// Starts every configured node and waits until each is registered with the
+    /// controller.
+    pub async fn start_all(&mut self) -> Result<(), BenchError> {
+        let count = self.configs.len() as u64;
+        for (slot, config) in self.nodes.iter_mut().zip(&self.configs) {
+            *slot = Some(Node::builder(config.clone()).start().await?);
         }
-        let started = Nodes { nodes, configs };
         let deadline = Duration::from_secs(30);
-        started
-            .wait("every node registered", deadline, |c| {
-                c.controller().is_some() && c.nodes().len() as u64 >= count
-            })
-            .await?;
-        Ok(started)
+        self.wait("every node registered", deadline, |c| {
+            c.controller().is_some() && c.nodes().len() as u64 >= count
+        })
+        .await?;
+        Ok(())
     }
 
     /// The running nodes' cluster handles, with their ids.
