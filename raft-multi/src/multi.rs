@@ -71,7 +71,7 @@ impl MultiRaft {
     }
 
     /// Starts a scheduler without threads: its workers run only when the caller polls
-    /// the returned [`Driver`], so one thread can drive many nodes in a reproducible
+    /// the returned [`Driver`](crate::Driver), so one thread can drive many nodes in a reproducible
     /// order (deterministic simulation). Snapshot restores also run in those polls.
     ///
     /// # Errors
