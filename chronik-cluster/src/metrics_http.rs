@@ -127,8 +127,14 @@ pub(crate) fn render(inner: &NodeInner) -> String {
     metric(
         "chronik_raft_inbound_dropped_total",
         "counter",
-        "Inbound messages dropped (full mailbox).",
+        "Inbound messages dropped (full mailbox, or an append a full log cannot take).",
         m.inbound_dropped,
+    );
+    metric(
+        "chronik_raft_appends_trimmed_total",
+        "counter",
+        "Inbound appends cut to what a log near its size limit can take.",
+        m.appends_trimmed,
     );
     metric(
         "chronik_raft_inbound_malformed_total",

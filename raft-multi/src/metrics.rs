@@ -23,6 +23,7 @@ pub(crate) struct Metrics {
     pub messages_dropped: AtomicU64,
     pub messages_received: AtomicU64,
     pub inbound_dropped: AtomicU64,
+    pub appends_trimmed: AtomicU64,
     pub inbound_malformed: AtomicU64,
     pub inbound_unknown_group: AtomicU64,
     pub snapshots_sent: AtomicU64,
@@ -63,6 +64,7 @@ impl Metrics {
             messages_dropped: c(&self.messages_dropped),
             messages_received: c(&self.messages_received),
             inbound_dropped: c(&self.inbound_dropped),
+            appends_trimmed: c(&self.appends_trimmed),
             inbound_malformed: c(&self.inbound_malformed),
             inbound_unknown_group: c(&self.inbound_unknown_group),
             snapshots_sent: c(&self.snapshots_sent),
@@ -113,8 +115,12 @@ pub struct MultiMetrics {
     pub messages_dropped: u64,
     /// Inbound group messages taken.
     pub messages_received: u64,
-    /// Inbound messages dropped because a mailbox was full.
+    /// Inbound messages dropped: a mailbox was full, or an append did not fit in a
+    /// write-ahead log at its size limit (raft sends both again).
     pub inbound_dropped: u64,
+    /// Inbound appends cut to the entries that fit in a write-ahead log near its size
+    /// limit (the leader sends the rest again).
+    pub appends_trimmed: u64,
     /// Inbound messages that did not decode.
     pub inbound_malformed: u64,
     /// Inbound messages for groups not hosted here.

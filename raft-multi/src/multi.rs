@@ -108,6 +108,7 @@ impl MultiRaft {
             metrics: Arc::clone(&metrics),
             leaders: Arc::clone(&leaders),
             logger: crate::logger::raft_logger(),
+            room: crate::worker::Room::default(),
         };
         let workers = receivers
             .into_iter()

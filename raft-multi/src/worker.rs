@@ -21,8 +21,12 @@ use crate::router::Router;
 use crate::GroupId;
 
 mod handle;
+mod room;
 mod snapshots;
 mod upkeep;
+
+use room::Reserved;
+pub(crate) use room::Room;
 
 use handle::reject;
 
@@ -39,6 +43,8 @@ pub(crate) struct Shared {
     pub metrics: Arc<Metrics>,
     pub leaders: Arc<LeaderTable>,
     pub logger: slog::Logger,
+    /// Log bytes accepted by every worker and not yet written.
+    pub room: Room,
 }
 
 /// What one turn of a worker did.
@@ -59,6 +65,9 @@ pub(crate) struct Worker {
     metrics: Arc<Metrics>,
     leaders: Arc<LeaderTable>,
     logger: slog::Logger,
+    room: Room,
+    /// What this worker accepted into the log since its last write.
+    reserved: Reserved,
     mailbox: Receiver<Command>,
     peers: BTreeMap<GroupId, Peer>,
     /// Groups with work this round.
@@ -70,6 +79,8 @@ pub(crate) struct Worker {
     /// Creators answered once the write that made their group durable has synced.
     created: Vec<Reply<()>>,
     ticks: u64,
+    /// The tick of the last maintenance pass (worker 0).
+    maintained_at: u64,
     stopped: Option<String>,
     /// Driven by the caller's thread (`MultiRaft::start_manual`): snapshot restores run
     /// in turns instead of on threads of their own.
@@ -95,6 +106,7 @@ impl Worker {
             metrics,
             leaders,
             logger,
+            room,
         } = shared;
         Worker {
             index,
@@ -105,6 +117,8 @@ impl Worker {
             metrics,
             leaders,
             logger,
+            room,
+            reserved: Reserved::default(),
             mailbox,
             peers: BTreeMap::new(),
             active: BTreeSet::new(),
@@ -113,6 +127,7 @@ impl Worker {
             batch: LogBatch::new(),
             created: Vec::new(),
             ticks: 0,
+            maintained_at: 0,
             stopped: None,
             manual: false,
             restores: Vec::new(),
@@ -255,7 +270,10 @@ impl Worker {
         // write, an empty synced write waits for what was written before.
         if !self.batch.is_empty() || !self.created.is_empty() {
             let groups = self.batch.group_count() as u64;
-            match self.engine.write(&mut self.batch, self.config.sync) {
+            let written = self.engine.write(&mut self.batch, self.config.sync);
+            // Written or not, the engine's usage tells the truth about these bytes now.
+            self.room.release(&mut self.reserved);
+            match written {
                 // An empty write only waited for earlier data: not a log write.
                 Ok(_) if groups == 0 => {}
                 Ok(bytes) => {
@@ -277,6 +295,9 @@ impl Worker {
                 }
             }
         }
+        // Reserved by commands that wrote nothing (a proposal raft dropped, an append it
+        // rejected).
+        self.room.release(&mut self.reserved);
         for reply in self.created.drain(..) {
             answer(reply, Ok(()));
         }

@@ -108,7 +108,6 @@ async fn a_full_log_refuses_writes_and_loses_nothing() {
 /// (raft resends them) instead of failing its scheduler, compacts and purges, and
 /// catches up; every acknowledged record ends up on every replica.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "open bug: on a quiet machine the full follower does not catch up within 30 s (6 of 6 runs at 19:10-19:20 UTC on 2026-11-25, also at 6da9254, which passed at 18:50 under load); see docs/testing.md"]
 async fn a_follower_with_a_full_log_catches_up() {
     let seed = seed();
     let _guard = SeedGuard(seed, "a_follower_with_a_full_log_catches_up");

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use raft::SnapshotStatus;
 
+use super::room::Admitted;
 use super::Worker;
 use crate::command::{answer, Command, Inbound, Reply};
 use crate::error::Error;
@@ -30,13 +31,27 @@ impl Worker {
                         continue; // restoring a snapshot: raft retransmits later
                     }
                     match inbound {
-                        Inbound::Raft(msg) if !append_fits(&self.engine, &msg) => {
-                            // Like a lost message: the leader sends it again later.
-                            metrics.add(&metrics.inbound_dropped, 1);
-                            tracing::debug!(group, "append dropped: the write-ahead log is full");
-                            continue;
+                        Inbound::Raft(mut msg) => {
+                            let admitted = self.room.reserve_append(
+                                &self.engine,
+                                &mut self.reserved,
+                                &mut msg,
+                            );
+                            match admitted {
+                                Admitted::All => {}
+                                Admitted::Prefix => metrics.add(&metrics.appends_trimmed, 1),
+                                Admitted::None => {
+                                    // Like a lost message: the leader sends it again later.
+                                    metrics.add(&metrics.inbound_dropped, 1);
+                                    tracing::debug!(
+                                        group,
+                                        "append dropped: the write-ahead log is full"
+                                    );
+                                    continue;
+                                }
+                            }
+                            peer.step(*msg, &metrics)
                         }
-                        Inbound::Raft(msg) => peer.step(*msg, &metrics),
                         Inbound::Hibernate { term, last_index } => {
                             peer.hibernate_notice(from, term, last_index, &metrics)
                         }
@@ -45,7 +60,13 @@ impl Worker {
                 }
             }
             Command::Propose { group, data, reply } => match self.peers.get_mut(&group) {
-                Some(_) if !has_room(&self.engine, data.len()) => {
+                Some(_)
+                    if !self.room.reserve_proposal(
+                        &self.engine,
+                        &mut self.reserved,
+                        data.len(),
+                    ) =>
+                {
                     metrics.add(&metrics.proposals_rejected, 1);
                     let usage = self.engine.usage();
                     let (used, limit) = (usage.used, usage.limit);
@@ -163,38 +184,6 @@ impl Worker {
         self.batch.remove_group(group);
         self.created.push(reply);
     }
-}
-
-/// True when the engine can take `bytes` more and keep an eighth of its size limit
-/// free ([`raft_storage::NEAR_FULL_DIVISOR`]) for what must still be written once
-/// proposals are refused: entries accepted earlier, raft's own records (hard states, a
-/// new leader's empty entry), and replicas of other leaders' entries. Past it a proposal
-/// gets `StorageFull` (and purge frees all it can); the engine's hard limit, which stops
-/// the worker, stays the backstop.
-fn has_room(engine: &raft_storage::LogEngine, bytes: usize) -> bool {
-    let usage = engine.usage();
-    usage.has_room(bytes as u64, usage.limit / raft_storage::NEAR_FULL_DIVISOR)
-}
-
-/// The share of the log's size limit a follower keeps free for its own records (hard
-/// states, compactions) when it takes other leaders' entries.
-const FOLLOWER_RESERVE_DIVISOR: u64 = 16;
-
-/// True unless `msg` appends entries that the engine cannot take while keeping its
-/// follower reserve. A follower whose log is fuller than its leader's drops such appends
-/// (raft resends them) instead of failing the round's write, which would stop the worker
-/// for every group it drives; it catches up once compaction and purge free space.
-fn append_fits(engine: &raft_storage::LogEngine, msg: &raft::eraftpb::Message) -> bool {
-    if msg.get_msg_type() != raft::eraftpb::MessageType::MsgAppend || msg.entries.is_empty() {
-        return true;
-    }
-    let usage = engine.usage();
-    if usage.limit == 0 {
-        return true;
-    }
-    // Entry payloads plus framing: index, term and the record headers.
-    let bytes: u64 = msg.entries.iter().map(|e| e.data.len() as u64 + 32).sum();
-    usage.has_room(bytes, usage.limit / FOLLOWER_RESERVE_DIVISOR)
 }
 
 /// Answers a command that will never run.

@@ -9,6 +9,10 @@ use super::Worker;
 use crate::command::Command;
 use crate::GroupId;
 
+/// Under pressure (writes refused for lack of room) maintenance runs every this share of
+/// its period.
+const PRESSURE_SHARE: u64 = 8;
+
 impl Worker {
     pub(super) fn tick(&mut self) {
         self.ticks += 1;
@@ -32,18 +36,21 @@ impl Worker {
         for group in awake {
             self.touch(group);
         }
-        let maintenance = self.config.maintenance_ticks as u64;
-        if maintenance > 0 && self.ticks % maintenance == 0 {
-            self.maintenance();
+        let period = self.config.maintenance_ticks as u64;
+        if period > 0 && self.index == 0 {
+            // A log refusing writes frees space at once: compactions staged by one pass
+            // are purged by the next, a few ticks later rather than a period later.
+            let soon = self.ticks >= self.maintained_at + (period / PRESSURE_SHARE).max(1);
+            if self.ticks % period == 0 || soon && self.room.take_pressure() {
+                self.maintained_at = self.ticks;
+                self.maintenance();
+            }
         }
     }
 
-    /// Periodic work: purging the log (worker 0), and compacting the groups that hold
+    /// Periodic work of worker 0: purging the log, and compacting the groups that hold
     /// the purge back.
     fn maintenance(&mut self) {
-        if self.index != 0 {
-            return;
-        }
         match self.engine.purge_expired() {
             Ok(mut holding) => {
                 holding.sort_unstable();

@@ -38,6 +38,7 @@ pub struct Cluster {
     pub groups: BTreeMap<GroupId, Vec<NodeId>>,
     dir: Option<tempfile::TempDir>,
     config: Box<dyn Fn(NodeId) -> MultiConfig + Send + Sync>,
+    engine_config: Box<dyn Fn(NodeId, PathBuf) -> EngineConfig + Send + Sync>,
     ticker: Option<Ticker>,
     /// Ticks given to every node so far.
     pub ticks: Arc<AtomicU64>,
@@ -75,6 +76,19 @@ impl Cluster {
         engine: Engine,
         config: impl Fn(NodeId) -> MultiConfig + Send + Sync + 'static,
     ) -> Cluster {
+        Self::with_engines(nodes, engine, config, |_, dir| {
+            EngineConfig::new(dir).segment_size(1 << 20)
+        })
+    }
+
+    /// Like [`Cluster::with_config`], with each node's write-ahead-log settings from
+    /// `engine_config` (given the node and its log directory).
+    pub fn with_engines(
+        nodes: u64,
+        engine: Engine,
+        config: impl Fn(NodeId) -> MultiConfig + Send + Sync + 'static,
+        engine_config: impl Fn(NodeId, PathBuf) -> EngineConfig + Send + Sync + 'static,
+    ) -> Cluster {
         let net = LocalNetwork::builder()
             .seed(seed())
             .auto_deliver(true)
@@ -87,6 +101,7 @@ impl Cluster {
             groups: BTreeMap::new(),
             dir,
             config: Box::new(config),
+            engine_config: Box::new(engine_config),
             ticker: None,
             ticks: Arc::new(AtomicU64::new(0)),
         };
@@ -106,7 +121,7 @@ impl Cluster {
     /// and their state machines from their disks.
     pub fn start_node(&mut self, id: NodeId) {
         let engine = match self.node_dir(id) {
-            Some(dir) => LogEngine::open(EngineConfig::new(dir).segment_size(1 << 20)).unwrap(),
+            Some(dir) => LogEngine::open((self.engine_config)(id, dir)).unwrap(),
             None => LogEngine::in_memory(),
         };
         let multi =

@@ -148,3 +148,52 @@ fn hibernated_groups_wake_and_elect_when_their_leaders_node_is_lost() {
     }
     assert!(survivors.iter().all(|&n| c.multi(n).metrics().wakeups > 0));
 }
+
+/// A follower whose write-ahead log is small comes back far behind: the leader catches it
+/// up with appends of up to `max_size_per_msg` (1 MiB) and many in one round, more than
+/// its log can take at once. It takes what fits (cutting an append to a prefix, dropping
+/// one when nothing fits), compacts and purges, and catches up; it never writes past its
+/// limit, which would stop its worker.
+#[test]
+fn a_follower_with_a_small_log_catches_up_from_far_behind() {
+    const LIMIT: u64 = 1 << 20;
+    let mut c = Cluster::with_engines(3, Engine::Wal, default_config, |id, dir| {
+        let config = raft_storage::EngineConfig::new(dir);
+        if id == 3 {
+            config.segment_size(64 * 1024).max_log_bytes(LIMIT)
+        } else {
+            // Large segments: the leader keeps its whole log (no purge forcing a
+            // compaction), so node 3 catches up by appends, not by a snapshot.
+            config.segment_size(64 << 20)
+        }
+    });
+    c.net.isolate(3);
+    c.create_group(1, &[1, 2, 3]);
+    let leader = c.wait_leader(1);
+    assert_ne!(leader, 3, "an isolated node cannot lead");
+    // Three times node 3's limit, committed by nodes 1 and 2 while it is away.
+    let entries = 768;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for chunk in 0..entries / 64 {
+        let multi = c.multi(leader).clone();
+        let results = runtime.block_on(futures::future::join_all((0..64).map(|i| {
+            let data = format!("{:04}-{}", chunk * 64 + i, "x".repeat(4000)).into_bytes();
+            multi.propose(1, data)
+        })));
+        for result in results {
+            result.expect("nodes 1 and 2 commit without node 3");
+        }
+    }
+    c.net.heal();
+    let log = c.wait_converged(1, entries);
+    assert_eq!(log.len(), entries);
+    let status = block(c.multi(3).status(1)).expect("node 3's worker still runs");
+    assert!(status.applied >= entries as u64, "{status:?}");
+    let metrics = c.multi(3).metrics();
+    assert!(
+        metrics.appends_trimmed + metrics.inbound_dropped > 0,
+        "the limit was never reached: {metrics:?}"
+    );
+    let usage = c.nodes[&3].engine.usage();
+    assert!(usage.used <= LIMIT, "{usage:?}");
+}
