@@ -82,7 +82,10 @@ impl Room {
         reserved: &mut Reserved,
         msg: &mut Message,
     ) -> Admitted {
-        if msg.get_msg_type() != MessageType::MsgAppend || msg.entries.is_empty() {
+        if msg.get_msg_type() != MessageType::MsgAppend
+            || msg.entries.is_empty()
+            || engine.usage().limit == 0
+        {
             return Admitted::All;
         }
         let sizes: Vec<u64> = msg.entries.iter().map(entry_bytes).collect();
