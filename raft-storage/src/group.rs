@@ -62,6 +62,9 @@ pub(crate) struct GroupState {
     /// `first_index`, but the compaction point (the true first index, with the term before it)
     /// is this, and entries between the two are not known yet; a later record settles them.
     pub soft: Option<(u64, u64)>,
+    /// The group was removed: this cell is out of the engine's map, and storage handles
+    /// that kept it look the group up again (it may have been created anew).
+    pub removed: bool,
 }
 
 impl Default for GroupState {
@@ -79,6 +82,7 @@ impl Default for GroupState {
             snapshot: None,
             pins: Pins::default(),
             soft: None,
+            removed: false,
         }
     }
 }

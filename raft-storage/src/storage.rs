@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+
 use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
 use raft::{GetEntriesContext, RaftState, StorageError};
 
@@ -17,10 +19,25 @@ use crate::GroupId;
 /// `term(first_index - 1)` is known after a compaction; `entries` with `high > last_index + 1`
 /// returns `Unavailable` instead of panicking; `snapshot` serves the snapshot saved with
 /// [`LogEngine::save_snapshot`] (see [`raft::Storage::snapshot`] below).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct GroupStorage {
     inner: Arc<Inner>,
     id: GroupId,
+    /// The group's cell once it exists. Raft calls the storage many times per step, and
+    /// the engine's map of groups sits behind one lock that every worker takes: the
+    /// handle keeps the cell instead (this lock is only ever taken by the handle's
+    /// owner). A removed group's cell is marked, and the handle looks the group up again.
+    cached: Mutex<Option<GroupCell>>,
+}
+
+impl Clone for GroupStorage {
+    fn clone(&self) -> GroupStorage {
+        GroupStorage {
+            inner: Arc::clone(&self.inner),
+            id: self.id,
+            cached: Mutex::new(self.cached.lock().clone()),
+        }
+    }
 }
 
 fn store_error(error: Error) -> raft::Error {
@@ -32,15 +49,38 @@ fn store_error(error: Error) -> raft::Error {
 
 impl GroupStorage {
     pub(crate) fn new(inner: Arc<Inner>, id: GroupId) -> GroupStorage {
-        GroupStorage { inner, id }
+        GroupStorage {
+            inner,
+            id,
+            cached: Mutex::new(None),
+        }
     }
 
     fn cell(&self) -> Option<GroupCell> {
+        let mut cached = self.cached.lock();
+        if let Some(cell) = cached.as_ref() {
+            if !cell.read().removed {
+                return Some(Arc::clone(cell));
+            }
+        }
+        *cached = self.lookup();
+        cached.clone()
+    }
+
+    fn lookup(&self) -> Option<GroupCell> {
         self.inner.groups.read().get(&self.id).cloned()
     }
 
     fn with_state<T>(&self, read: impl FnOnce(&GroupState) -> T) -> T {
-        match self.cell() {
+        let mut cached = self.cached.lock();
+        if let Some(cell) = cached.as_ref() {
+            let state = cell.read();
+            if !state.removed {
+                return read(&state);
+            }
+        }
+        *cached = self.lookup();
+        match cached.as_ref() {
             Some(cell) => read(&cell.read()),
             None => read(&GroupState::default()),
         }

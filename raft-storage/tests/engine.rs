@@ -56,3 +56,44 @@ fn invalid_configurations_are_refused() {
         ));
     }
 }
+
+/// A storage handle kept across its group's removal and re-creation (a replica removed
+/// from a node, then placed there again) sees the group as it is now: empty once removed,
+/// the new log once created again, on both engines.
+#[test]
+fn a_handle_follows_its_group_across_removal_and_re_creation() {
+    use raft::Storage as _;
+    let dir = tempfile::tempdir().unwrap();
+    for engine in [
+        LogEngine::open(EngineConfig::new(dir.path())).unwrap(),
+        LogEngine::in_memory(),
+    ] {
+        let handle = engine.group(7);
+        assert_eq!(handle.last_index(), 0, "unknown group: empty");
+        let mut batch = LogBatch::new();
+        batch.append(7, &entries(1..6, 2, 10));
+        engine.write(&mut batch, true).unwrap();
+        assert_eq!(handle.last_index(), 5);
+        assert_eq!(handle.term(5).unwrap(), 2);
+        let clone = handle.clone();
+
+        batch.remove_group(7);
+        engine.write(&mut batch, true).unwrap();
+        assert_eq!(handle.last_index(), 0, "removed: empty");
+        assert_eq!(handle.first_index(), 1);
+        assert!(handle
+            .entries(1, 2, None, raft::GetEntriesContext::empty(false))
+            .is_err());
+
+        batch.append(7, &entries(1..3, 9, 10));
+        engine.write(&mut batch, true).unwrap();
+        for h in [&handle, &clone] {
+            assert_eq!(h.last_index(), 2, "created again: the new log");
+            assert_eq!(h.term(2).unwrap(), 9);
+            let read = h
+                .entries(1, 3, None, raft::GetEntriesContext::empty(false))
+                .unwrap();
+            assert_eq!(read, entries(1..3, 9, 10));
+        }
+    }
+}

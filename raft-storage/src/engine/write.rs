@@ -286,7 +286,10 @@ impl LogEngine {
                 if let Some(cell) = self.inner.groups.write().remove(&group) {
                     let mut g = cell.write();
                     cache_delta -= g.cache_bytes as isize;
-                    *g = GroupState::default();
+                    *g = GroupState {
+                        removed: true,
+                        ..GroupState::default()
+                    };
                 }
                 self.inner.snapshot_requests.lock().remove(&group);
                 self.forget_snapshot(group, state.written);
