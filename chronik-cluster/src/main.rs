@@ -7,6 +7,12 @@ use clap::Parser;
 
 mod cli;
 
+/// The node's allocator (feature `mimalloc`, on by default): scheduler workers allocate
+/// what other threads free, which glibc's malloc handles poorly.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("CHRONIK_LOG")
