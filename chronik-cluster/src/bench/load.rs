@@ -2,6 +2,7 @@
 //! before the next (closed loop), or pacing its calls to a fixed offered load (open
 //! loop: latency counts from when the call was due, so a stall is not hidden).
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -15,8 +16,30 @@ use super::BenchError;
 
 /// One client: issues call number `seq` and says whether it succeeded.
 pub trait Client: Send + 'static {
-    /// One call; true if it was answered successfully.
-    fn call(&mut self, seq: u64) -> impl Future<Output = bool> + Send + '_;
+    /// One call; `Err` names the kind of failure (see [`error_kind`]), so a report can
+    /// say what its errors were.
+    fn call(&mut self, seq: u64) -> impl Future<Output = Result<(), String>> + Send + '_;
+}
+
+/// A short snake_case name for an error: its variant's name (`NotLeaderOrFollower {
+/// .. }` becomes `not_leader_or_follower`).
+pub fn error_kind(error: &impl std::fmt::Debug) -> String {
+    let debug = format!("{error:?}");
+    let variant = debug
+        .split(|c: char| !c.is_alphanumeric() && c != '_')
+        .next()
+        .unwrap_or_default();
+    let mut kind = String::with_capacity(variant.len() + 4);
+    for (i, c) in variant.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            kind.push('_');
+        }
+        kind.extend(c.to_lowercase());
+    }
+    if kind.is_empty() {
+        kind.push_str("unknown");
+    }
+    kind
 }
 
 /// How the load is shaped.
@@ -39,6 +62,8 @@ pub struct Outcome {
     pub ok: u64,
     /// Failed calls in the window.
     pub errors: u64,
+    /// Failed calls in the window by kind of error.
+    pub error_kinds: BTreeMap<String, u64>,
     /// Successful calls in the whole run, warm-up included.
     pub acked: u64,
     /// Length of the window actually measured, in seconds.
@@ -96,6 +121,7 @@ pub async fn run<C: Client>(
             tokio::spawn(async move {
                 let mut samples: Vec<u32> = Vec::with_capacity(1 << 10);
                 let (mut ok, mut errors, mut acked) = (0u64, 0u64, 0u64);
+                let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
                 // Spread the paced clients' first calls over one interval.
                 let mut due =
                     interval.map(|every| Instant::now() + every.mul_f64(i as f64 / count as f64));
@@ -109,7 +135,8 @@ pub async fn run<C: Client>(
                         break;
                     }
                     let from = due.map_or(sent, |d| d.min(sent));
-                    let success = client.call(seq).await;
+                    let result = client.call(seq).await;
+                    let success = result.is_ok();
                     let answered = Instant::now();
                     if let (Some(at), Some(every)) = (due.as_mut(), interval) {
                         *at += every;
@@ -125,11 +152,14 @@ pub async fn run<C: Client>(
                         samples.push(micros.clamp(1, u128::from(u32::MAX)) as u32);
                     } else {
                         errors += 1;
+                        if let Err(kind) = result {
+                            *kinds.entry(kind).or_default() += 1;
+                        }
                         // A refused call (no leader yet) retries after a pause.
                         tokio::time::sleep(Duration::from_millis(1)).await;
                     }
                 }
-                (ok, errors, acked, samples)
+                (ok, errors, kinds, acked, samples)
             })
         })
         .collect();
@@ -157,6 +187,7 @@ pub async fn run<C: Client>(
     let mut outcome = Outcome {
         ok: 0,
         errors: 0,
+        error_kinds: BTreeMap::new(),
         acked: 0,
         secs: ended.duration_since(start).as_secs_f64(),
         latency_us: Histogram::new_with_bounds(1, 600_000_000, 3)
@@ -164,13 +195,38 @@ pub async fn run<C: Client>(
         cpu_percent: cpu1.percent_since(&cpu0),
     };
     for task in tasks {
-        let (ok, errors, acked, samples) = task.await.map_err(|_| BenchError::Panicked)?;
+        let (ok, errors, kinds, acked, samples) = task.await.map_err(|_| BenchError::Panicked)?;
         outcome.ok += ok;
         outcome.errors += errors;
+        for (kind, n) in kinds {
+            *outcome.error_kinds.entry(kind).or_default() += n;
+        }
         outcome.acked += acked;
         for micros in samples {
             let _ = outcome.latency_us.record(u64::from(micros));
         }
     }
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_kind;
+
+    #[derive(Debug)]
+    #[allow(dead_code)]
+    enum Sample {
+        NotLeaderOrFollower { leader: Option<u64> },
+        RequestTimedOut,
+        Io(String),
+    }
+
+    #[test]
+    fn error_kinds_are_variant_names_in_snake_case() {
+        let not_leader = Sample::NotLeaderOrFollower { leader: Some(2) };
+        assert_eq!(error_kind(&not_leader), "not_leader_or_follower");
+        assert_eq!(error_kind(&Sample::RequestTimedOut), "request_timed_out");
+        assert_eq!(error_kind(&Sample::Io("disk".into())), "io");
+        assert_eq!(error_kind(&""), "unknown");
+    }
 }

@@ -10,7 +10,7 @@ use chronik_cluster::{
     Acks, Cluster, ClusterError, Node, NodeConfig, NodeId, PeerConfig, ProduceRequest, TopicSpec,
 };
 
-use super::load::Client;
+use super::load::{self, Client};
 use super::{BenchError, Timing};
 
 /// Nodes started in this process, by id (`None` once stopped).
@@ -264,7 +264,7 @@ impl Producer {
 }
 
 impl Client for Producer {
-    async fn call(&mut self, _seq: u64) -> bool {
-        self.produce().await.is_ok()
+    async fn call(&mut self, _seq: u64) -> Result<(), String> {
+        self.produce().await.map_err(|e| load::error_kind(&e))
     }
 }

@@ -81,8 +81,11 @@ struct ClientProducer {
 }
 
 impl Client for ClientProducer {
-    async fn call(&mut self, _seq: u64) -> bool {
-        self.client.produce(self.request.clone()).await.is_ok()
+    async fn call(&mut self, _seq: u64) -> Result<(), String> {
+        match self.client.produce(self.request.clone()).await {
+            Ok(_) => Ok(()),
+            Err(error) => Err(load::error_kind(&error)),
+        }
     }
 }
 
@@ -193,6 +196,9 @@ pub fn record(report: &mut Report, section: &str, outcome: &Outcome, batch: u32,
     report.add(section, "p99_ms", outcome.quantile_ms(0.99));
     report.add(section, "p999_ms", outcome.quantile_ms(0.999));
     report.add(section, "errors", outcome.errors as f64);
+    for (kind, n) in &outcome.error_kinds {
+        report.add(section, &format!("errors_{kind}"), *n as f64);
+    }
     report.add(section, "cpu_percent", outcome.cpu_percent);
 }
 

@@ -147,14 +147,16 @@ pub struct RaftClient {
 }
 
 impl Client for RaftClient {
-    async fn call(&mut self, seq: u64) -> bool {
+    async fn call(&mut self, seq: u64) -> Result<(), String> {
         let head = self.data.len().min(8);
         self.data[..head].copy_from_slice(&seq.to_le_bytes()[..head]);
         let data = self.data.clone();
-        match &self.proposer {
+        let accepted = match &self.proposer {
             Proposer::Ours(p) => p.propose(self.group, data, &mut self.hint).await,
             Proposer::Naive(p) => p.propose(self.group, data, &mut self.hint).await,
-        }
+        };
+        // Both drivers only say whether a proposal was taken (a refusal moves the hint).
+        accepted.then_some(()).ok_or_else(|| "refused".to_owned())
     }
 }
 

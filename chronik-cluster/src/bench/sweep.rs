@@ -20,13 +20,13 @@ struct RoundRobin {
 }
 
 impl Client for RoundRobin {
-    async fn call(&mut self, _seq: u64) -> bool {
+    async fn call(&mut self, _seq: u64) -> Result<(), String> {
         let count = self.producers.len().max(1);
         let i = self.next % count;
         self.next = self.next.wrapping_add(1);
         match self.producers.get_mut(i) {
-            Some(producer) => producer.produce().await.is_ok(),
-            None => false,
+            Some(producer) => producer.produce().await.map_err(|e| load::error_kind(&e)),
+            None => Err("no_producer".to_owned()),
         }
     }
 }
