@@ -188,6 +188,25 @@ mod tests {
             Some(Inbound::Raft(d)) => assert_eq!(*d, m),
             other => panic!("unexpected {other:?}"),
         }
+        let mut append = Message::default();
+        append.set_msg_type(MessageType::MsgAppend);
+        append.to = 3;
+        append.commit = 9;
+        for index in 10..13u64 {
+            append.entries.push(raft::eraftpb::Entry {
+                index,
+                term: 4,
+                data: vec![index as u8; 100 * index as usize].into(),
+                context: vec![1, 2, 3].into(),
+                ..Default::default()
+            });
+        }
+        let encoded = encode_raft(&append);
+        assert_eq!(encoded.len(), 1 + append.compute_size() as usize);
+        match decode(&encoded) {
+            Some(Inbound::Raft(d)) => assert_eq!(*d, append),
+            other => panic!("unexpected {other:?}"),
+        }
         match decode(&encode_hibernate(5, 42)) {
             Some(Inbound::Hibernate { term, last_index }) => {
                 assert_eq!((term, last_index), (5, 42))
