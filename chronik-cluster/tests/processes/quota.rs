@@ -104,9 +104,10 @@ async fn a_full_log_refuses_writes_and_loses_nothing() {
     assert!(report.is_ok(), "{report}");
 }
 
-/// One follower's log is much smaller than the others': it drops appends it cannot take
-/// (raft resends them) instead of failing its scheduler, compacts and purges, and
-/// catches up; every acknowledged record ends up on every replica.
+/// One follower's log is much smaller than the others': it takes the part of each append
+/// that fits and drops the rest (raft resends it) instead of failing its scheduler,
+/// compacts and purges, and catches up; every acknowledged record ends up on every
+/// replica.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_follower_with_a_full_log_catches_up() {
     let seed = seed();
