@@ -34,6 +34,7 @@ impl TestCluster {
         let network = LocalNetwork::builder()
             .seed(seed)
             .auto_deliver(true)
+            .direct_delivery(true)
             .build();
         let mut nodes = Vec::new();
         for id in 1..=n {

@@ -17,13 +17,15 @@ use super::{BenchError, Driver, Timing};
 /// Nodes of every raft-level scenario.
 pub const NODES: u64 = 3;
 
-/// The in-process network: delivery on a background thread, queues deep enough that
-/// the naive driver's one frame per message is not dropped. No faults.
+/// The in-process network: delivery on the sender's thread while nothing is queued
+/// (else on a background thread), queues deep enough that the naive driver's one frame
+/// per message is not dropped. No faults.
 pub fn local_network() -> LocalNetwork {
     LocalNetwork::builder()
         .seed(0x5eed)
         .queue_capacity(1 << 20)
         .auto_deliver(true)
+        .direct_delivery(true)
         .build()
 }
 

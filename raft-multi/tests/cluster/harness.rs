@@ -92,6 +92,7 @@ impl Cluster {
         let net = LocalNetwork::builder()
             .seed(seed())
             .auto_deliver(true)
+            .direct_delivery(true)
             .build();
         let dir = (engine == Engine::Wal).then(|| tempfile::tempdir().unwrap());
         let mut cluster = Cluster {

@@ -2,6 +2,7 @@
 //! and drive delivery.
 
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
@@ -25,6 +26,11 @@ pub(crate) struct Shared {
     pub(crate) snapshot_window: usize,
     /// Snapshot transfers in progress, advanced by each step.
     pub(crate) transfers: Mutex<Transfers>,
+    /// Pumps running: direct delivery needs one (manual mode always queues,
+    /// so tests stepping the network stay reproducible).
+    pub(crate) pumps: AtomicUsize,
+    /// See [`LocalNetworkBuilder::direct_delivery`].
+    pub(crate) direct: bool,
 }
 
 /// Settings of a [`LocalNetwork`].
@@ -34,6 +40,7 @@ pub struct LocalNetworkBuilder {
     queue_capacity: usize,
     snapshot_window: usize,
     auto_deliver: bool,
+    direct: bool,
 }
 
 impl Default for LocalNetworkBuilder {
@@ -43,6 +50,7 @@ impl Default for LocalNetworkBuilder {
             queue_capacity: 1024,
             snapshot_window: 4,
             auto_deliver: false,
+            direct: false,
         }
     }
 }
@@ -73,6 +81,19 @@ impl LocalNetworkBuilder {
         self
     }
 
+    /// While a pump runs and no fault is set, hand a frame whose pair has
+    /// nothing queued to the receiver's handler at once, on the sender's
+    /// thread, instead of queuing it for the pump: two thread hand-offs less
+    /// per round trip, the way a kernel socket takes a datagram. Off by
+    /// default. Only for handlers that keep the [`MessageHandler`] contract
+    /// (quick, never blocking): a stalled handler would stall the sender.
+    ///
+    /// [`MessageHandler`]: crate::MessageHandler
+    pub fn direct_delivery(mut self, on: bool) -> Self {
+        self.direct = on;
+        self
+    }
+
     /// Builds the network.
     pub fn build(self) -> LocalNetwork {
         let network = LocalNetwork {
@@ -82,6 +103,8 @@ impl LocalNetworkBuilder {
                 delivery: Mutex::new(()),
                 snapshot_window: self.snapshot_window,
                 transfers: Mutex::new(Transfers::default()),
+                pumps: AtomicUsize::new(0),
+                direct: self.direct,
             }),
         };
         if self.auto_deliver {
@@ -100,7 +123,11 @@ impl LocalNetworkBuilder {
 ///   reproducible order; delays are counted in steps;
 /// - automatic: [`spawn_pump`](Self::spawn_pump) (or
 ///   [`LocalNetworkBuilder::auto_deliver`]) steps on a background thread,
-///   about one step per millisecond when idle.
+///   about one step per millisecond when idle. With
+///   [`LocalNetworkBuilder::direct_delivery`], while no fault is set, a
+///   frame whose pair has nothing queued is handed to the receiver's
+///   handler at once, on the sender's thread; with any fault set every
+///   frame goes through the queue.
 ///
 /// Handlers are called without the network's lock held, so they may call
 /// `send`; they must not call `step` or `deliver` themselves.

@@ -25,6 +25,7 @@ impl PumpHandle {
     pub(crate) fn spawn(shared: &Arc<Shared>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let weak = Arc::downgrade(shared);
+        shared.pumps.fetch_add(1, Ordering::SeqCst);
         let thread = {
             let stop = Arc::clone(&stop);
             let weak = weak.clone();
@@ -34,6 +35,7 @@ impl PumpHandle {
                 .ok()
         };
         if thread.is_none() {
+            shared.pumps.fetch_sub(1, Ordering::SeqCst);
             tracing::error!("could not start the local network pump thread");
         }
         Self {
@@ -59,6 +61,7 @@ impl PumpHandle {
         };
         self.stop.store(true, Ordering::SeqCst);
         if let Some(shared) = self.shared.upgrade() {
+            shared.pumps.fetch_sub(1, Ordering::SeqCst);
             shared.wakeup.notify_all();
         }
         // A handler that drops the pump runs on the pump thread: no self-join.

@@ -20,6 +20,8 @@ pub struct Received {
     pub messages: Vec<(NodeId, GroupMessage)>,
     /// Sizes of the delivered batches, in order.
     pub batch_sizes: Vec<usize>,
+    /// The thread each batch was delivered on, in order.
+    pub delivered_on: Vec<std::thread::ThreadId>,
     /// Liveness changes in order.
     pub peer_states: Vec<(NodeId, PeerState)>,
     /// Snapshots accepted: (from, group, header, bytes).
@@ -99,6 +101,7 @@ impl MessageHandler for Recorder {
         }
         let mut received = self.received.lock();
         received.batch_sizes.push(batch.len());
+        received.delivered_on.push(std::thread::current().id());
         received
             .messages
             .extend(batch.into_iter().map(|message| (from, message)));
