@@ -30,6 +30,14 @@ impl LocalTransport {
     pub(crate) fn new(shared: Arc<Shared>, slot: Arc<NodeSlot>) -> Self {
         Self { shared, slot }
     }
+
+    /// Wakes the pump after a transfer was started. Taking the state lock
+    /// first orders this after a pump that is between checking for
+    /// transfers and going to sleep (it holds that lock until it sleeps).
+    fn wake_pump(&self) {
+        drop(self.shared.state.lock());
+        self.shared.wakeup.notify_all();
+    }
 }
 
 impl Transport for LocalTransport {
@@ -84,7 +92,7 @@ impl Transport for LocalTransport {
                 .transfers
                 .lock()
                 .start(Transfer::refused(to, error, done, sender_counters));
-            self.shared.wakeup.notify_all();
+            self.wake_pump();
             return;
         };
         let (incoming, chunks) = IncomingSnapshot::channel(
@@ -105,7 +113,7 @@ impl Transport for LocalTransport {
             Some(slot.snapshot_counters(from)),
         );
         self.shared.transfers.lock().start(transfer);
-        self.shared.wakeup.notify_all();
+        self.wake_pump();
     }
 
     fn stats(&self) -> TransportStats {

@@ -178,6 +178,8 @@ impl LocalNetwork {
             state.refresh_views();
             slot
         };
+        // A new node may owe others a liveness notice.
+        self.shared.wakeup.notify_all();
         Arc::new(LocalTransport::new(Arc::clone(&self.shared), slot))
     }
 

@@ -7,11 +7,17 @@ use std::time::Duration;
 
 use super::network::{step, Shared};
 
-/// How long an idle pump waits for a frame before taking the next step.
+/// How long a pump with frames in flight (delayed) or snapshots moving waits
+/// for a new frame before taking the next step.
 const IDLE_STEP: Duration = Duration::from_millis(1);
 
+/// How long a pump with nothing in flight sleeps unless woken: it only checks
+/// that its network still exists.
+const IDLE_WAIT: Duration = Duration::from_millis(100);
+
 /// Delivers a network's frames on a background thread, one step per
-/// iteration (about one per millisecond when idle). Dropping the handle
+/// iteration (about one per millisecond while frames are delayed or
+/// snapshots move; asleep until woken when nothing is in flight). Dropping the handle
 /// stops and joins the thread; the thread also ends once the network and
 /// all its endpoints are gone.
 #[derive(Debug)]
@@ -62,6 +68,8 @@ impl PumpHandle {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(shared) = self.shared.upgrade() {
             shared.pumps.fetch_sub(1, Ordering::SeqCst);
+            // Under the lock, so a pump about to sleep sees `stop` or the wake-up.
+            drop(shared.state.lock());
             shared.wakeup.notify_all();
         }
         // A handler that drops the pump runs on the pump thread: no self-join.
@@ -87,10 +95,15 @@ fn run(weak: &Weak<Shared>, stop: &AtomicBool) {
         }
         let mut state = shared.state.lock();
         let next = state.clock + 1;
-        // Snapshot transfers are advanced once per step too, so an idle
-        // pump still moves them about once a millisecond.
+        // Checked under the state lock: whoever queues a frame or starts a
+        // transfer takes that lock before waking the pump, so no wake-up is lost.
+        let moving = state.pending() > 0 || !shared.transfers.lock().is_empty();
         if state.notices.is_empty() && !state.has_due_by(next) && !stop.load(Ordering::SeqCst) {
-            shared.wakeup.wait_for(&mut state, IDLE_STEP);
+            // Frames in flight and snapshot transfers move a step about once a
+            // millisecond; with nothing in flight the pump sleeps until woken
+            // (and looks again now and then, to end once the network is gone).
+            let wait = if moving { IDLE_STEP } else { IDLE_WAIT };
+            shared.wakeup.wait_for(&mut state, wait);
         }
     }
 }

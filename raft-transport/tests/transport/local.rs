@@ -528,3 +528,33 @@ fn direct_delivery_keeps_each_senders_order_under_concurrency() {
         assert_eq!(seqs, (0..PER_SENDER).collect::<Vec<_>>(), "sender {sender}");
     }
 }
+
+/// A pump with nothing in flight sleeps until woken instead of stepping
+/// every millisecond (an idle in-process cluster costs no CPU); frames sent
+/// later, delayed ones included, still arrive.
+#[test]
+fn an_idle_pump_sleeps_until_a_frame_is_sent() {
+    let net = LocalNetwork::builder().seed(11).auto_deliver(true).build();
+    let (a, b) = (net.endpoint(1), net.endpoint(2));
+    let inbox = Recorder::new();
+    b.set_handler(inbox.clone());
+    a.send(2, vec![numbered(1, 0, 8)]).unwrap();
+    wait_for("the first frame", || inbox.message_count() == 1);
+    let before = net.clock();
+    // An observation window, not a wait for an event: a pump stepping every
+    // millisecond moves the clock about 50 steps in it.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let idle_steps = net.clock() - before;
+    assert!(
+        idle_steps <= 2,
+        "idle pump took {idle_steps} steps in 50 ms"
+    );
+
+    net.set_delay(3..=5);
+    for seq in 1..=10 {
+        a.send(2, vec![numbered(1, seq, 8)]).unwrap();
+    }
+    wait_for("the delayed frames", || inbox.message_count() == 11);
+    let seqs: Vec<u64> = inbox.messages_from(1).iter().map(seq_of).collect();
+    assert_eq!(seqs, (0..=10).collect::<Vec<_>>());
+}
