@@ -117,6 +117,7 @@ fn idle_measures_each_driver_in_a_child_process() {
         assert_eq!(figure(&json, driver, "leaders_end"), 10.0, "{json}");
         figure(&json, driver, "cpu_percent");
         figure(&json, driver, "mem_bytes_per_replica");
+        figure(&json, driver, "mem_bytes_per_replica_end");
     }
     // Ours sleeps: every replica hibernated, and no raft traffic between nodes.
     assert_eq!(figure(&json, "ours", "asleep_end"), 30.0, "{json}");

@@ -95,6 +95,7 @@ pub async fn run(common: &Common, args: IdleArgs) -> Result<Report, BenchError> 
         &[
             "cpu_percent",
             "mem_bytes_per_replica",
+            "mem_bytes_per_replica_end",
             "frames_per_pair_per_heartbeat",
         ],
     );
@@ -102,7 +103,8 @@ pub async fn run(common: &Common, args: IdleArgs) -> Result<Report, BenchError> 
         "cpu_percent: the process (/proc/self/stat utime+stime over the window) minus the \
          in-process network's delivery thread (cpu_percent_network_thread: it stands in for \
          the transport, the same code under both drivers); mem_bytes_per_replica: resident \
-         bytes (/proc/self/statm) after electing minus before creating the groups",
+         bytes (/proc/self/statm) after electing minus before creating the groups \
+         (_end: the same at the end of the idle window)",
     );
     Ok(report)
 }
@@ -222,6 +224,9 @@ fn measure(
     std::thread::sleep(window);
     let cpu1 = CpuClock::now();
     let pairs1 = pair_totals(&endpoints);
+    // Again after the idle window: memory the allocator freed during the
+    // elections may go back to the system only after a delay.
+    let end = resident_bytes();
     progress.finish_and_clear();
     let secs = window.as_secs_f64();
     let heartbeats = secs / (timing.tick.as_secs_f64() * timing.heartbeat_ticks as f64);
@@ -253,6 +258,10 @@ fn measure(
         (
             "mem_bytes_per_replica",
             after.saturating_sub(before) as f64 / replicas as f64,
+        ),
+        (
+            "mem_bytes_per_replica_end",
+            end.saturating_sub(before) as f64 / replicas as f64,
         ),
         ("frames_per_pair_per_heartbeat", frames),
         ("messages_per_pair_per_sec", messages),
