@@ -104,6 +104,24 @@ impl Nodes {
             .collect()
     }
 
+    /// For each partition of `topic`, the index in [`live`](Self::live) of the node
+    /// that leads it now, where its producers start (as a Kafka client starts from a
+    /// metadata request); partition `p` falls back to index `p`.
+    pub fn leader_hints(&self, topic: &str, partitions: u32) -> Vec<usize> {
+        let live = self.live();
+        let described = live.first().and_then(|(_, c)| c.describe_topic(topic).ok());
+        (0..partitions)
+            .map(|partition| {
+                described
+                    .as_ref()
+                    .and_then(|t| t.partitions.get(partition as usize))
+                    .and_then(|p| p.leader)
+                    .and_then(|leader| live.iter().position(|(id, _)| *id == leader))
+                    .unwrap_or(partition as usize)
+            })
+            .collect()
+    }
+
     /// Polls every 10 ms until `done` holds on every running node, or `deadline`.
     pub async fn wait(
         &self,

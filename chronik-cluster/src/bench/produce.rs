@@ -224,6 +224,7 @@ async fn ours(
                 })
         };
         let before = syncs(&live);
+        let hints = nodes.leader_hints(TOPIC, args.partitions);
         let producers: Vec<Producer> = (0..args.partitions)
             .flat_map(|partition| (0..args.producers).map(move |_| partition))
             .map(|partition| Producer {
@@ -233,7 +234,10 @@ async fn ours(
                 records: records.clone(),
                 count: args.batch,
                 acks: args.acks.acks(),
-                hint: partition as usize,
+                hint: hints
+                    .get(partition as usize)
+                    .copied()
+                    .unwrap_or(partition as usize),
             })
             .collect();
         let outcome = match args.via {

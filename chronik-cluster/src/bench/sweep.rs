@@ -90,6 +90,7 @@ async fn sweep(
             .create_topic(TopicSpec::new(topic.clone(), partitions, 3))
             .await?;
         let live = nodes.live();
+        let hints = nodes.leader_hints(&topic, partitions);
         let tasks = args.sweep_producers;
         let clients: Vec<RoundRobin> = (0..tasks)
             .map(|task| RoundRobin {
@@ -102,7 +103,10 @@ async fn sweep(
                         records: records.clone(),
                         count: args.batch,
                         acks: args.acks.acks(),
-                        hint: partition as usize,
+                        hint: hints
+                            .get(partition as usize)
+                            .copied()
+                            .unwrap_or(partition as usize),
                     })
                     .collect(),
                 next: 0,
