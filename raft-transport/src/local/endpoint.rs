@@ -52,15 +52,15 @@ impl Transport for LocalTransport {
     fn send(&self, to: NodeId, batch: Vec<GroupMessage>) -> Result<(), TransportError> {
         let from = self.slot.id;
         if self.shared.direct && self.shared.pumps.load(Ordering::Relaxed) > 0 {
-            // The delivery lock keeps the pump (and other direct senders)
-            // from handing over frames at the same time, so a pair's frames
-            // still reach the handler in order; if it is busy, queue.
-            if let Some(_delivery) = self.shared.delivery.try_lock() {
-                let handler = self.shared.state.lock().take_direct(from, to, &batch);
-                if let Some(handler) = handler {
-                    handler.on_messages(from, batch);
-                    return Ok(());
-                }
+            // Only when nothing of this pair is queued or being handed over by
+            // the pump (and no notice is pending), so the pair's frames still
+            // reach the handler in order; otherwise queue behind them. Direct
+            // sends of different pairs, or concurrent sends of one pair (which
+            // have no order), may run at the same time.
+            let handler = self.shared.state.lock().take_direct(from, to, &batch);
+            if let Some(handler) = handler {
+                handler.on_messages(from, batch);
+                return Ok(());
             }
         }
         let outcome = self.shared.state.lock().enqueue(self.slot.id, to, batch);

@@ -20,7 +20,8 @@ pub(crate) struct Shared {
     /// Woken when a frame is queued or a fault changes (the pump waits on it).
     pub(crate) wakeup: Condvar,
     /// Held for a whole delivery, so frames of one pair reach the handler in
-    /// queue order even if several threads drive delivery.
+    /// queue order even if several threads drive delivery. Direct sends do not
+    /// take it: they queue while a pair has frames queued or being handed over.
     pub(crate) delivery: Mutex<()>,
     /// Chunks buffered per snapshot transfer.
     pub(crate) snapshot_window: usize,
@@ -320,11 +321,17 @@ pub(crate) fn step(shared: &Shared) -> usize {
 }
 
 /// Delivers pending notices and up to `max` due frames; returns the frames delivered.
+///
+/// While a frame's handler call runs, its pair counts it as being handed over,
+/// and notices being told are counted too: a direct send (which does not take
+/// the delivery lock) sees them and queues behind them, so each pair's frames
+/// and the notices before them still arrive in order.
 pub(crate) fn deliver(shared: &Shared, max: usize) -> usize {
     let _delivery = shared.delivery.lock();
     let (notices, frames) = {
         let mut state = shared.state.lock();
         let notices: Vec<_> = state.notices.drain(..).collect();
+        state.notices_handing_over += notices.len();
         let frames = state.take_due(max);
         let mut ready = Vec::with_capacity(frames.len());
         for frame in frames {
@@ -346,20 +353,30 @@ pub(crate) fn deliver(shared: &Shared, max: usize) -> usize {
                 Some((_, handler)) => {
                     pair.stats.frames_delivered += 1;
                     pair.stats.messages_delivered += messages;
+                    pair.handing_over += 1;
                     ready.push((handler, frame));
                 }
             }
         }
         (notices, ready)
     };
+    let told = notices.len();
     for notice in notices {
         if let Some(handler) = notice.observer.handler() {
             handler.on_peer_state(notice.peer, notice.state);
         }
     }
+    if told > 0 {
+        let mut state = shared.state.lock();
+        state.notices_handing_over = state.notices_handing_over.saturating_sub(told);
+    }
     let delivered = frames.len();
     for (handler, frame) in frames {
+        let pair = (frame.from, frame.to);
         handler.on_messages(frame.from, frame.batch);
+        if let Some(pair) = shared.state.lock().pairs.get_mut(&pair) {
+            pair.handing_over = pair.handing_over.saturating_sub(1);
+        }
     }
     delivered
 }

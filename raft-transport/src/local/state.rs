@@ -48,6 +48,9 @@ pub(crate) struct Pair {
     pub(crate) stats: PairStats,
     /// Frames queued and not yet delivered or dropped.
     pub(crate) in_flight: usize,
+    /// Frames a delivery driver took off the queue whose handler call has not
+    /// returned yet: a direct send waits behind them (it queues).
+    pub(crate) handing_over: usize,
     /// Due step of the last in-order frame: later frames are never due
     /// earlier, which keeps FIFO per pair under random delays.
     pub(crate) last_due: u64,
@@ -97,6 +100,8 @@ pub(crate) struct NetState {
     /// (observer, peer) -> last state told to the observer.
     views: BTreeMap<(NodeId, NodeId), PeerState>,
     pub(crate) notices: VecDeque<Notice>,
+    /// Notices a delivery driver took whose handler call has not returned yet.
+    pub(crate) notices_handing_over: usize,
     pub(crate) queue_capacity: usize,
 }
 
@@ -114,6 +119,7 @@ impl NetState {
             faults: Faults::default(),
             views: BTreeMap::new(),
             notices: VecDeque::new(),
+            notices_handing_over: 0,
             queue_capacity: queue_capacity.max(1),
         }
     }
@@ -218,8 +224,9 @@ impl NetState {
 
     /// Takes a frame for delivery on the sender's thread, bypassing the queue,
     /// when nothing could tell the difference: no fault is set, the link is
-    /// up, nothing of this pair is queued (FIFO holds) and no liveness notice
-    /// is waiting (it is told before later frames). Counts the frame as sent
+    /// up, nothing of this pair is queued or being handed over by a delivery
+    /// driver (FIFO holds) and no liveness notice is waiting or being told (it
+    /// is told before later frames). Counts the frame as sent
     /// and delivered and returns the receiver's handler; `None` leaves
     /// everything untouched and the frame must be queued.
     pub(crate) fn take_direct(
@@ -233,12 +240,13 @@ impl NetState {
             && faults.duplicate_rate <= 0.0
             && faults.reorder_rate <= 0.0
             && faults.delay == (0, 0);
-        if !fault_free || !self.notices.is_empty() || self.is_cut(from, to) {
+        let notices_pending = !self.notices.is_empty() || self.notices_handing_over > 0;
+        if !fault_free || notices_pending || self.is_cut(from, to) {
             return None;
         }
         let handler = self.nodes.get(&to)?.handler()?;
         let pair = self.pairs.entry((from, to)).or_default();
-        if pair.in_flight > 0 {
+        if pair.in_flight > 0 || pair.handing_over > 0 {
             return None;
         }
         let messages = batch.len() as u64;

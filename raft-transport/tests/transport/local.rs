@@ -445,17 +445,103 @@ fn direct_delivery_while_fault_free() {
         .count();
     assert!(on_pump >= 50, "the delayed frames went through the pump");
 
-    // Once the queue has drained, frames are direct again.
-    a.send(2, vec![numbered(1, 101, 8)]).unwrap();
-    assert_eq!(inbox.message_count(), 102);
-    assert_eq!(inbox.received.lock().delivered_on.last(), Some(&me));
+    // Once the queue has drained and the pump has returned from the last
+    // handler call, frames are direct again (the pump may still be finishing
+    // that call when the recorder has seen the frame: then a frame queues).
+    let mut next = 101;
+    wait_for("a direct frame again", || {
+        a.send(2, vec![numbered(1, next, 8)]).unwrap();
+        next += 1;
+        let received = inbox.received.lock();
+        received.delivered_on.len() == next as usize && received.delivered_on.last() == Some(&me)
+    });
+    wait_for("every frame", || inbox.message_count() == next as usize);
+    let seqs: Vec<u64> = inbox.messages_from(1).iter().map(seq_of).collect();
+    assert_eq!(seqs, (0..next).collect::<Vec<_>>(), "still in order");
     let stats = net.pair_stats(1, 2);
-    assert_eq!((stats.frames_sent, stats.frames_delivered), (102, 102));
+    assert_eq!((stats.frames_sent, stats.frames_delivered), (next, next));
 
     // A cut link refuses at once, as without direct delivery.
     net.partition(&[1], &[2]);
-    assert!(a.send(2, vec![numbered(1, 102, 8)]).is_err());
-    assert_eq!(inbox.message_count(), 102);
+    assert!(a.send(2, vec![numbered(1, next, 8)]).is_err());
+    assert_eq!(inbox.message_count(), next as usize);
+}
+
+/// One delivery a [`Rendezvous`] saw: the sender, the thread it ran on, and
+/// whether the expected number of deliveries were inside the handler at once.
+type Visit = (u64, std::thread::ThreadId, bool);
+
+/// What a [`Rendezvous`] has seen: deliveries inside so far, and each visit.
+#[derive(Default)]
+struct Inside {
+    count: usize,
+    visits: Vec<Visit>,
+}
+
+/// A handler that holds each delivery until `expected` deliveries are inside
+/// it at once (or a deadline passes), and records the thread of each.
+struct Rendezvous {
+    expected: usize,
+    inside: parking_lot::Mutex<Inside>,
+    arrived: parking_lot::Condvar,
+}
+
+#[async_trait::async_trait]
+impl raft_transport::MessageHandler for Rendezvous {
+    fn on_messages(&self, from: u64, _batch: Vec<raft_transport::GroupMessage>) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut inside = self.inside.lock();
+        inside.count += 1;
+        self.arrived.notify_all();
+        while inside.count < self.expected && std::time::Instant::now() < deadline {
+            self.arrived.wait_until(&mut inside, deadline);
+        }
+        let met = inside.count >= self.expected;
+        inside.visits.push((from, std::thread::current().id(), met));
+    }
+
+    fn on_peer_state(&self, _peer: u64, _state: PeerState) {}
+
+    async fn on_snapshot(&self, _snapshot: raft_transport::IncomingSnapshot) -> Result<(), String> {
+        Err("no snapshots here".into())
+    }
+}
+
+/// Direct sends of different pairs do not wait for each other: two senders'
+/// frames to one node are inside its handler at the same time, each on its
+/// sender's thread (neither was queued for the pump).
+#[test]
+fn direct_sends_of_different_pairs_run_side_by_side() {
+    let net = LocalNetwork::builder()
+        .seed(9)
+        .auto_deliver(true)
+        .direct_delivery(true)
+        .build();
+    let (a, b, c) = (net.endpoint(1), net.endpoint(2), net.endpoint(3));
+    let handler = Arc::new(Rendezvous {
+        expected: 2,
+        inside: parking_lot::Mutex::new(Inside::default()),
+        arrived: parking_lot::Condvar::new(),
+    });
+    c.set_handler(handler.clone());
+    let senders = std::thread::scope(|scope| {
+        let one = scope.spawn(|| {
+            a.send(3, vec![numbered(1, 0, 8)]).unwrap();
+            std::thread::current().id()
+        });
+        let two = scope.spawn(|| {
+            b.send(3, vec![numbered(2, 0, 8)]).unwrap();
+            std::thread::current().id()
+        });
+        [one.join().unwrap(), two.join().unwrap()]
+    });
+    let mut seen = handler.inside.lock().visits.clone();
+    seen.sort_by_key(|(from, _, _)| *from);
+    assert_eq!(
+        seen,
+        vec![(1, senders[0], true), (2, senders[1], true)],
+        "both inside the handler at once, each on its sender's thread"
+    );
 }
 
 /// Without the option, or without a pump, every frame goes through the queue.
