@@ -58,6 +58,9 @@ pub(crate) struct Peer {
     pub fsm: Option<Box<dyn StateMachine>>,
     /// Proposals in log order (see `register`).
     waiters: VecDeque<Waiter>,
+    /// Proposals asked this round, not yet handed to raft: one `MsgPropose` per round
+    /// carries them all (see `submit_proposals`).
+    proposals_new: Vec<(Vec<u8>, Reply<Bytes>)>,
     /// Reads asked this round, not yet handed to raft.
     reads_new: Vec<Reply<u64>>,
     /// Reads handed to raft, by the context id of their batch.
@@ -121,6 +124,7 @@ impl Peer {
             node,
             fsm: Some(fsm),
             waiters: VecDeque::new(),
+            proposals_new: Vec::new(),
             reads_new: Vec::new(),
             reads_sent: VecDeque::new(),
             reads_ready: VecDeque::new(),
@@ -176,6 +180,12 @@ impl Peer {
             }
             return false;
         }
+        self.wait_for(index, waiting);
+        true
+    }
+
+    /// Records a waiter for the entry this leader appended at `index`.
+    fn wait_for(&mut self, index: u64, waiting: Waiting) {
         let term = self.node.raft.term;
         while self.waiters.back().is_some_and(|w| w.index >= index) {
             if let Some(w) = self.waiters.pop_back() {
@@ -188,9 +198,11 @@ impl Peer {
             term,
             waiting,
         });
-        true
     }
 
+    /// Takes a proposal for this round: `submit_proposals` hands the round's proposals
+    /// to raft together, so a leader sends each follower one append for all of them
+    /// (and a follower answers once) instead of one per proposal.
     pub(crate) fn propose(&mut self, data: Vec<u8>, reply: Reply<Bytes>, metrics: &Metrics) {
         self.wake(metrics);
         if data.is_empty() {
@@ -200,26 +212,74 @@ impl Peer {
             metrics.add(&metrics.proposals_rejected, 1);
             return answer(reply, Err(self.not_leader()));
         }
+        self.proposals_new.push((data, reply));
+    }
+
+    /// Hands this round's proposals to raft as one `MsgPropose`, in the order they came:
+    /// they take consecutive log indexes, or all fail together.
+    pub(crate) fn submit_proposals(&mut self, metrics: &Metrics) {
+        if self.proposals_new.is_empty() {
+            return;
+        }
+        let proposals = std::mem::take(&mut self.proposals_new);
+        let count = proposals.len() as u64;
+        if self.node.raft.state != StateRole::Leader {
+            // Stepped down since the proposals came (a higher term in this round).
+            metrics.add(&metrics.proposals_rejected, count);
+            for (_, reply) in proposals {
+                answer(reply, Err(self.not_leader()));
+            }
+            return;
+        }
+        let (entries, replies): (Vec<_>, Vec<_>) = proposals
+            .into_iter()
+            .map(|(data, reply)| {
+                let entry = raft::eraftpb::Entry {
+                    data: data.into(),
+                    ..Default::default()
+                };
+                (entry, reply)
+            })
+            .unzip();
+        let mut msg = Message::default();
+        msg.set_msg_type(MessageType::MsgPropose);
+        msg.from = self.node.raft.id;
+        msg.set_entries(entries.into());
         let last_before = self.node.raft.raft_log.last_index();
-        match self.node.propose(Vec::new(), data) {
-            Ok(()) => {
-                if self.register(last_before, Waiting::Proposal(reply)) {
-                    metrics.add(&metrics.proposals, 1);
-                } else {
-                    metrics.add(&metrics.proposals_rejected, 1);
+        let stepped = self.node.raft.step(msg);
+        let appended = self
+            .node
+            .raft
+            .raft_log
+            .last_index()
+            .saturating_sub(last_before);
+        match stepped {
+            Ok(()) if appended == count => {
+                metrics.add(&metrics.proposals, count);
+                for (index, reply) in (last_before + 1..).zip(replies) {
+                    self.wait_for(index, Waiting::Proposal(reply));
                 }
             }
-            Err(raft::Error::ProposalDropped) => {
-                metrics.add(&metrics.proposals_rejected, 1);
-                // Dropped by a leader: a transfer in progress or the uncommitted budget spent.
-                let error = if self.node.raft.lead_transferee.is_some() {
-                    Error::ProposalDropped { group: self.id }
-                } else {
-                    Error::Busy { group: self.id }
-                };
-                answer(reply, Err(error));
+            outcome => {
+                metrics.add(&metrics.proposals_rejected, count);
+                // Dropped by a leader: a transfer in progress or the uncommitted budget
+                // spent (raft-rs appends a proposal's entries all or none).
+                let busy = self.node.raft.lead_transferee.is_none()
+                    && matches!(outcome, Err(raft::Error::ProposalDropped));
+                for reply in replies {
+                    let error = if busy {
+                        Error::Busy { group: self.id }
+                    } else {
+                        Error::ProposalDropped { group: self.id }
+                    };
+                    answer(reply, Err(error));
+                }
+                if let Err(error) = outcome {
+                    if !matches!(error, raft::Error::ProposalDropped) {
+                        tracing::warn!(group = self.id, %error, "proposals refused by raft");
+                    }
+                }
             }
-            Err(e) => answer(reply, Err(Error::Raft(e))),
         }
     }
 
@@ -374,6 +434,7 @@ impl Peer {
             && raft.lead_transferee.is_none()
             && !raft.has_pending_conf()
             && self.waiters.is_empty()
+            && self.proposals_new.is_empty()
             && self.reads_new.is_empty()
             && self.reads_sent.is_empty()
             && self.reads_ready.is_empty()
@@ -447,6 +508,9 @@ impl Peer {
     pub(crate) fn fail_all(&mut self, error: impl Fn() -> Error) {
         for w in self.waiters.drain(..) {
             w.fail(error());
+        }
+        for (_, reply) in self.proposals_new.drain(..) {
+            answer(reply, Err(error()));
         }
         for reply in self.reads_new.drain(..) {
             answer(reply, Err(error()));

@@ -253,6 +253,7 @@ impl Worker {
                 let Some(peer) = peers.get_mut(&group) else {
                     continue;
                 };
+                peer.submit_proposals(ctx.metrics);
                 peer.submit_reads();
                 if !peer.node.has_ready() {
                     continue;

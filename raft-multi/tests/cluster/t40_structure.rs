@@ -68,6 +68,16 @@ fn one_sync_per_round_and_one_frame_per_peer_per_round() {
     }
 }
 
+/// Polls a call once, which queues its command (the send happens before its first
+/// await); the returned future then waits for the answer.
+fn queued<F: std::future::Future>(future: F) -> std::pin::Pin<Box<F>> {
+    let mut future = Box::pin(future);
+    block(async {
+        let _ = futures::poll!(future.as_mut());
+    });
+    future
+}
+
 #[test]
 fn a_burst_of_many_groups_shares_one_write_and_one_sync() {
     let config = |id| {
@@ -99,15 +109,6 @@ fn a_burst_of_many_groups_shares_one_write_and_one_sync() {
     // Stall the only worker inside group 0's apply, queue one proposal for each of the
     // 64 other groups, then let it go: the next round takes all of them.
     gate.close();
-    // Polling a call once queues its command (the send happens before its first
-    // await); the returned future then waits for the answer.
-    fn queued<F: std::future::Future>(future: F) -> std::pin::Pin<Box<F>> {
-        let mut future = Box::pin(future);
-        block(async {
-            let _ = futures::poll!(future.as_mut());
-        });
-        future
-    }
     let stalled = queued(multi.propose(0, b"stall".to_vec()));
     wait_until("the worker to stall", || gate.has_waiter().then_some(())).unwrap();
     let burst: Vec<_> = (1..65u64)
@@ -182,6 +183,86 @@ fn a_thousand_hibernated_groups_exchange_no_messages() {
             c.multi(n).metrics().wakeups > woken[n as usize - 1],
             "node {n} never woke group 500"
         );
+    }
+}
+
+/// Proposals that reach a leader in one round go to raft as one proposal: each
+/// follower gets them in one append and answers once (not once per proposal), and
+/// they take consecutive log indexes in the order they came.
+#[test]
+fn proposals_of_one_round_travel_in_one_append() {
+    // One worker per node and no ticks: only the proposals make messages.
+    let config = |id| {
+        MultiConfig::new(id)
+            .workers(1)
+            .ticks(1, 10)
+            .hibernate_after_ticks(0)
+    };
+    let net = raft_transport::local::LocalNetwork::builder()
+        .auto_deliver(true)
+        .direct_delivery(true)
+        .build();
+    let nodes: Vec<_> = (1..=3u64)
+        .map(|id| {
+            let engine = raft_storage::LogEngine::in_memory();
+            raft_multi::MultiRaft::start(config(id), engine, net.endpoint(id)).unwrap()
+        })
+        .collect();
+    let mut gate = None;
+    for (i, multi) in nodes.iter().enumerate() {
+        for g in 0..2u64 {
+            let fsm = MemoryStateMachine::new();
+            if i == 0 && g == 0 {
+                gate = Some(fsm.gate());
+            }
+            block(multi.create_group(GroupSpec::new(g, vec![1, 2, 3], Box::new(fsm)))).unwrap();
+        }
+    }
+    let (leader, gate) = (&nodes[0], gate.unwrap());
+    for g in 0..2u64 {
+        block(leader.campaign(g)).unwrap();
+        wait_until("node 1 to lead", || leader.is_leader(g).then_some(())).unwrap();
+        // Commits of this term: the followers' progress is past probing.
+        block(leader.propose(g, b"first".to_vec())).unwrap();
+    }
+    // Stall the leader's only worker inside group 0's apply, queue a burst for
+    // group 1, then let it go.
+    gate.close();
+    let stalled = queued(leader.propose(0, b"stall".to_vec()));
+    wait_until("the worker to stall", || gate.has_waiter().then_some(())).unwrap();
+    let sent: Vec<u64> = nodes.iter().map(|n| n.metrics().messages_sent).collect();
+    const BURST: usize = 100;
+    let burst: Vec<_> = (0..BURST)
+        .map(|i| queued(leader.propose(1, format!("burst-{i}").into_bytes())))
+        .collect();
+    gate.open();
+    assert!(block(stalled).is_ok());
+    let indexes: Vec<u64> = burst
+        .into_iter()
+        .map(|answer| {
+            let response = block(answer).unwrap();
+            MemoryStateMachine::decode_response(&response).unwrap()
+        })
+        .collect();
+    let first = indexes[0];
+    assert_eq!(
+        indexes,
+        (first..first + BURST as u64).collect::<Vec<_>>(),
+        "consecutive indexes in the order proposed"
+    );
+    // One proposal per message would be 2 x 100 appends from the leader and 100
+    // answers from each follower; one append per follower per round, plus the few
+    // that carry commit indexes and group 0's stalled proposal, is far fewer.
+    for (n, multi) in nodes.iter().enumerate() {
+        let delta = multi.metrics().messages_sent - sent[n];
+        assert!(
+            delta <= 16,
+            "node {}: {delta} messages for a burst of {BURST}",
+            n + 1
+        );
+    }
+    for multi in &nodes {
+        multi.shutdown();
     }
 }
 
