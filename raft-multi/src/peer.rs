@@ -73,6 +73,8 @@ pub(crate) struct Peer {
     conf_index: u64,
     /// Applied index at the last compaction.
     compacted_at: u64,
+    /// Index up to which this replica's cached log entries were released.
+    cache_released: u64,
     /// Committed entries a leader applies only after its ready is persisted: from
     /// the first membership change on (see `Peer::step_down_if_removed`).
     deferred: Vec<raft::eraftpb::Entry>,
@@ -132,6 +134,7 @@ impl Peer {
             conf_state: storage.conf_state(),
             conf_index: storage.conf_state_index(),
             compacted_at: applied,
+            cache_released: 0,
             deferred: Vec::new(),
             hibernated: false,
             idle_ticks: 0,
@@ -505,6 +508,23 @@ impl Peer {
     }
 
     /// Fails every caller still waiting (the group is going away).
+    /// How far the engine may drop this replica's cached entries, if further than last
+    /// time: what is applied here and, on a leader, held by every follower and learner
+    /// (an append to one that falls behind reads the rest from the log file).
+    pub(crate) fn cache_release(&mut self) -> Option<u64> {
+        let raft = &self.node.raft;
+        let mut upto = raft.raft_log.applied;
+        if raft.state == StateRole::Leader {
+            let held = raft.prs().iter().map(|(_, pr)| pr.matched).min();
+            upto = upto.min(held.unwrap_or(0));
+        }
+        if upto <= self.cache_released {
+            return None;
+        }
+        self.cache_released = upto;
+        Some(upto)
+    }
+
     pub(crate) fn fail_all(&mut self, error: impl Fn() -> Error) {
         for w in self.waiters.drain(..) {
             w.fail(error());

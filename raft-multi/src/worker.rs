@@ -68,6 +68,8 @@ pub(crate) struct Worker {
     room: Room,
     /// What this worker accepted into the log since its last write.
     reserved: Reserved,
+    /// (group, index) cache releases gathered in a round (kept for its capacity).
+    releases: Vec<(GroupId, u64)>,
     mailbox: Receiver<Command>,
     peers: BTreeMap<GroupId, Peer>,
     /// Groups with work this round.
@@ -119,6 +121,7 @@ impl Worker {
             logger,
             room,
             reserved: Reserved::default(),
+            releases: Vec::new(),
             mailbox,
             peers: BTreeMap::new(),
             active: BTreeSet::new(),
@@ -303,6 +306,7 @@ impl Worker {
             answer(reply, Ok(()));
         }
         let mut compacted = Vec::new();
+        let mut releases = std::mem::take(&mut self.releases);
         {
             let (mut ctx, peers) = self.ctx();
             for (group, rd) in readies {
@@ -314,8 +318,16 @@ impl Worker {
                     Ok(false) => {}
                     Err(error) => failed.push((group, error)),
                 }
+                if let Some(upto) = peer.cache_release() {
+                    releases.push((group, upto));
+                }
             }
         }
+        // Entries applied (and on leaders held by every follower) leave the cache now
+        // rather than when the cache budget is full: memory follows what is in flight.
+        self.engine.release_cached(&releases);
+        releases.clear();
+        self.releases = releases;
         for group in compacted {
             self.save_snapshot(group);
         }

@@ -55,6 +55,10 @@ pub(crate) struct GroupState {
     pub index: VecDeque<IndexEntry>,
     pub cache: VecDeque<Entry>,
     pub cache_bytes: usize,
+    /// Log position just past the frame of this group's last append to a file (0: none,
+    /// as on the in-memory engine): once the file is flushed that far, every cached entry
+    /// can be read back from it.
+    pub appended_at: u64,
     /// The saved snapshot file serving this group (index, term).
     pub snapshot: Option<(u64, u64)>,
     pub pins: Pins,
@@ -79,6 +83,7 @@ impl Default for GroupState {
             index: VecDeque::new(),
             cache: VecDeque::new(),
             cache_bytes: 0,
+            appended_at: 0,
             snapshot: None,
             pins: Pins::default(),
             soft: None,

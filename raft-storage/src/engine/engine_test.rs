@@ -156,6 +156,45 @@ fn the_cache_stays_within_budget_and_old_entries_come_from_disk() {
 }
 
 #[test]
+fn released_entries_leave_the_cache_and_are_read_back_from_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = LogEngine::open(EngineConfig::new(dir.path())).unwrap();
+    let mut batch = LogBatch::new();
+    batch.append(1, &entries(1..101, 2));
+    batch.append(2, &entries(1..101, 2));
+    engine.write(&mut batch, true).unwrap();
+    let before = engine.stats().cache_bytes;
+    // Group 3 does not exist: ignored.
+    let freed = engine.release_cached(&[(1, 60), (3, 10)]);
+    assert_eq!(
+        freed as u64,
+        before / 200 * 60,
+        "60 of the 200 cached entries"
+    );
+    assert_eq!(engine.stats().cache_bytes, before - freed as u64);
+    assert_eq!(engine.release_cached(&[(1, 60)]), 0, "already released");
+    for group in 1..=2 {
+        let read = engine
+            .group(group)
+            .entries(1, 101, None, raft::GetEntriesContext::empty(false))
+            .unwrap();
+        assert_eq!(read, entries(1..101, 2));
+    }
+    assert_eq!(engine.stats().entries_read_from_disk, 60);
+
+    // The in-memory engine has no other copy: it keeps everything.
+    let memory = LogEngine::in_memory();
+    batch.append(1, &entries(1..101, 2));
+    memory.write(&mut batch, true).unwrap();
+    assert_eq!(memory.release_cached(&[(1, 100)]), 0);
+    let read = memory
+        .group(1)
+        .entries(1, 101, None, raft::GetEntriesContext::empty(false))
+        .unwrap();
+    assert_eq!(read, entries(1..101, 2));
+}
+
+#[test]
 fn an_idle_compacted_group_costs_under_one_kib() {
     let engine = LogEngine::in_memory();
     let mut batch = LogBatch::new();

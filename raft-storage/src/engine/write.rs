@@ -323,6 +323,9 @@ impl LogEngine {
                     let first = entries.first().map_or(0, |e| e.index);
                     let last = entries.last().map(|e| e.index);
                     g.append(first, &state.spans, Some(std::mem::take(entries)));
+                    if segment != 0 {
+                        g.appended_at = state.written;
+                    }
                     if let (true, Some(last)) = (segment != 0, last) {
                         let mark = (group, last, state.written);
                         // Consecutive appends of one group share a mark.
@@ -350,6 +353,42 @@ impl LogEngine {
             .stats
             .cache_bytes
             .store(cache.used as u64, Ordering::Relaxed);
+    }
+
+    /// Drops each group's cached entries up to and including its index: entries the
+    /// caller will not read again soon (a replica's applied entries that, on a leader,
+    /// every follower holds too). They stay in the log file, and a later read (a
+    /// follower to catch up, a new leader) comes from there. This keeps the cache to the
+    /// entries in flight instead of filling the budget with entries nobody reads.
+    ///
+    /// A group whose last append is not in the file yet (still in the write buffer)
+    /// keeps its cache, and so does every group of the in-memory engine (memory is its
+    /// only copy). Returns the bytes freed.
+    pub fn release_cached(&self, releases: &[(GroupId, u64)]) -> usize {
+        if releases.is_empty() {
+            return 0;
+        }
+        let flushed = self.inner.flushed.load(Ordering::Acquire);
+        let mut cache = self.inner.cache.lock();
+        let mut freed = 0;
+        {
+            let groups = self.inner.groups.read();
+            for (group, upto) in releases {
+                let Some(cell) = groups.get(group) else {
+                    continue;
+                };
+                let mut g = cell.write();
+                if g.appended_at != 0 && g.appended_at <= flushed {
+                    freed += g.evict_cache(*upto);
+                }
+            }
+        }
+        cache.used = cache.used.saturating_sub(freed);
+        self.inner
+            .stats
+            .cache_bytes
+            .store(cache.used as u64, Ordering::Relaxed);
+        freed
     }
 
     /// Drops the oldest cached entries while the cache is over budget.
