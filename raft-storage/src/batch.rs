@@ -76,6 +76,12 @@ impl LogBatch {
     /// truncated). Entries at or below the group's compaction point are ignored, like
     /// `MemStorage` does for a snapshot-covered prefix. An empty slice does nothing.
     pub fn append(&mut self, group: GroupId, entries: &[Entry]) {
+        self.append_owned(group, entries.to_vec());
+    }
+
+    /// Like [`LogBatch::append`], taking the entries instead of cloning them (for a
+    /// caller done with them, such as a `Ready`'s entries taken with `take_entries`).
+    pub fn append_owned(&mut self, group: GroupId, entries: Vec<Entry>) {
         if entries.is_empty() {
             return;
         }
@@ -83,7 +89,7 @@ impl LogBatch {
             .iter()
             .map(|e| e.data.len() + e.context.len() + 24)
             .sum();
-        self.push(Op::Append(group, entries.to_vec()), size);
+        self.push(Op::Append(group, entries), size);
     }
 
     /// Stores the group's hard state (term, vote, commit).

@@ -31,7 +31,8 @@ impl Peer {
             self.conf_index = meta.index;
         }
         if !rd.entries().is_empty() {
-            ctx.batch.append(self.id, rd.entries());
+            // raft-rs keeps what it needs of them (the record of the last entry).
+            ctx.batch.append_owned(self.id, rd.take_entries());
         }
         if let Some(hs) = rd.hs() {
             ctx.batch.set_hard_state(self.id, hs);
