@@ -256,6 +256,12 @@ pub struct ClusterStatus {
     pub wal_syncs: u64,
     /// Write-ahead-log bytes written on the answering node since it started.
     pub wal_bytes_written: u64,
+    /// The slowest write-ahead-log sync on the answering node since it started, in
+    /// microseconds.
+    pub wal_sync_max_micros: u64,
+    /// Write-ahead-log syncs of 100 ms or more on the answering node since it started
+    /// (`raft_storage::SLOW_SYNC`).
+    pub wal_slow_syncs: u64,
 }
 
 /// One partition replica on the answering node.

@@ -476,6 +476,8 @@ impl Cluster {
             local_partitions,
             wal_syncs: wal.syncs,
             wal_bytes_written: wal.bytes_written,
+            wal_sync_max_micros: wal.max_sync_nanos / 1_000,
+            wal_slow_syncs: wal.slow_syncs,
         }
     }
 }

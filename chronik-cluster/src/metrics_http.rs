@@ -186,6 +186,18 @@ pub(crate) fn render(inner: &NodeInner) -> String {
         wal.sync_nanos,
     );
     metric(
+        "chronik_wal_sync_max_microseconds",
+        "gauge",
+        "Slowest fdatasync since the node started.",
+        wal.max_sync_nanos / 1_000,
+    );
+    metric(
+        "chronik_wal_slow_syncs_total",
+        "counter",
+        "fdatasyncs of 100 ms or more.",
+        wal.slow_syncs,
+    );
+    metric(
         "chronik_wal_purged_segments_total",
         "counter",
         "Segments purged.",
@@ -209,6 +221,31 @@ pub(crate) fn render(inner: &NodeInner) -> String {
         "gauge",
         "Largest commit latency seen.",
         max,
+    );
+    let _ = writeln!(
+        out,
+        "# HELP chronik_wal_sync_duration_seconds Write-ahead-log fdatasync latency.\n\
+         # TYPE chronik_wal_sync_duration_seconds histogram"
+    );
+    let mut below = 0;
+    for (bound, count) in raft_storage::SYNC_LATENCY_BOUNDS_MICROS
+        .iter()
+        .zip(wal.sync_latency)
+    {
+        below += count;
+        let le = *bound as f64 / 1e6;
+        let _ = writeln!(
+            out,
+            "chronik_wal_sync_duration_seconds_bucket{{le=\"{le}\"}} {below}"
+        );
+    }
+    let count: u64 = wal.sync_latency.iter().sum();
+    let _ = writeln!(
+        out,
+        "chronik_wal_sync_duration_seconds_bucket{{le=\"+Inf\"}} {count}\n\
+         chronik_wal_sync_duration_seconds_sum {}\n\
+         chronik_wal_sync_duration_seconds_count {count}",
+        wal.sync_nanos as f64 / 1e9
     );
     let _ = writeln!(
         out,

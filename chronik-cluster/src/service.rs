@@ -411,6 +411,8 @@ impl Chronik for Service {
                 .collect(),
             wal_syncs: s.wal_syncs,
             wal_bytes_written: s.wal_bytes_written,
+            wal_sync_max_micros: s.wal_sync_max_micros,
+            wal_slow_syncs: s.wal_slow_syncs,
         }))
     }
 }

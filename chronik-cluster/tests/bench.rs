@@ -83,6 +83,10 @@ fn produce_measures_both_drivers_and_the_sweep_draws_a_plot() {
         figure(&json, section, "cpu_percent");
     }
     assert_eq!(figure(&json, "naive", "nodes_behind"), 0.0);
+    // The WAL's syncs: counted, the slowest one known (the slow ones may be none).
+    assert!(figure(&json, "ours", "wal_syncs_per_sec") > 0.0, "{json}");
+    assert!(figure(&json, "ours", "wal_sync_max_ms") > 0.0, "{json}");
+    assert!(figure(&json, "ours", "wal_slow_syncs") >= 0.0, "{json}");
     assert!(figure(&json, "ratio_ours_over_naive", "records_per_sec") > 0.0);
     let svg = std::fs::read_to_string(plots.path().join("bench-produce-sweep.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("partitions"));

@@ -90,6 +90,10 @@ async fn three_grpc_nodes_replicate_and_a_restarted_node_catches_up() {
     for name in [
         "chronik_raft_groups 4",
         "chronik_wal_syncs_total",
+        "# TYPE chronik_wal_sync_duration_seconds histogram",
+        "chronik_wal_sync_duration_seconds_bucket{le=\"0.0001\"}",
+        "chronik_wal_sync_duration_seconds_bucket{le=\"+Inf\"}",
+        "chronik_wal_slow_syncs_total",
         "chronik_partition_high_watermark{topic=\"events\"",
     ] {
         assert!(

@@ -83,5 +83,5 @@ pub use config::{
 };
 pub use engine::{LogEngine, LogUsage, NEAR_FULL_DIVISOR};
 pub use error::{CorruptionKind, Error, Result};
-pub use stats::EngineStats;
+pub use stats::{EngineStats, SLOW_SYNC, SYNC_LATENCY_BOUNDS_MICROS, SYNC_LATENCY_BUCKETS};
 pub use storage::GroupStorage;

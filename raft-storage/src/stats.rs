@@ -1,6 +1,20 @@
 //! [`EngineStats`]: counters of the engine.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds, in microseconds, of the `fdatasync` latency buckets of
+/// [`EngineStats::sync_latency`]; its last bucket counts the syncs slower than all of them.
+pub const SYNC_LATENCY_BOUNDS_MICROS: [u64; 12] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+];
+
+/// Buckets of [`EngineStats::sync_latency`]: one per bound and one above them all.
+pub const SYNC_LATENCY_BUCKETS: usize = SYNC_LATENCY_BOUNDS_MICROS.len() + 1;
+
+/// A sync at least this long counts in [`EngineStats::slow_syncs`]; one of a second or
+/// more is also logged (a failing or overloaded disk).
+pub const SLOW_SYNC: Duration = Duration::from_millis(100);
 
 /// A snapshot of the engine's counters since it was opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -17,6 +31,14 @@ pub struct EngineStats {
     pub batches_synced: u64,
     /// Total time spent in `fdatasync`, in nanoseconds.
     pub sync_nanos: u64,
+    /// Syncs by latency: `sync_latency[i]` counts those of at most
+    /// `SYNC_LATENCY_BOUNDS_MICROS[i]` and more than the bound before (the last bucket,
+    /// those slower than every bound). Not cumulative.
+    pub sync_latency: [u64; SYNC_LATENCY_BUCKETS],
+    /// The slowest sync so far, in nanoseconds.
+    pub max_sync_nanos: u64,
+    /// Syncs that took [`SLOW_SYNC`] or longer.
+    pub slow_syncs: u64,
     /// Segments deleted by purge.
     pub purged_segments: u64,
     /// Checkpoint records rewritten forward by purge so idle groups do not pin old segments.
@@ -51,6 +73,9 @@ pub(crate) struct Counters {
     pub groups_synced: AtomicU64,
     pub batches_synced: AtomicU64,
     pub sync_nanos: AtomicU64,
+    pub sync_latency: [AtomicU64; SYNC_LATENCY_BUCKETS],
+    pub max_sync_nanos: AtomicU64,
+    pub slow_syncs: AtomicU64,
     pub purged_segments: AtomicU64,
     pub rewritten_groups: AtomicU64,
     pub recovered_bytes: AtomicU64,
@@ -69,6 +94,29 @@ pub(crate) fn add(counter: &AtomicU64, value: u64) {
 }
 
 impl Counters {
+    /// Counts one sync that took `took`.
+    pub fn record_sync(&self, took: Duration) {
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let micros = nanos / 1_000;
+        let bucket = SYNC_LATENCY_BOUNDS_MICROS
+            .iter()
+            .position(|&bound| micros <= bound)
+            .unwrap_or(SYNC_LATENCY_BOUNDS_MICROS.len());
+        add(&self.sync_latency[bucket], 1);
+        add(&self.sync_nanos, nanos);
+        add(&self.syncs, 1);
+        self.max_sync_nanos.fetch_max(nanos, Ordering::Relaxed);
+        if took >= SLOW_SYNC {
+            add(&self.slow_syncs, 1);
+            if took >= Duration::from_secs(1) {
+                tracing::warn!(
+                    took_ms = took.as_millis() as u64,
+                    "slow fdatasync of the write-ahead log: the disk is slow or overloaded"
+                );
+            }
+        }
+    }
+
     pub fn snapshot(&self) -> EngineStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         EngineStats {
@@ -78,6 +126,9 @@ impl Counters {
             groups_synced: get(&self.groups_synced),
             batches_synced: get(&self.batches_synced),
             sync_nanos: get(&self.sync_nanos),
+            sync_latency: std::array::from_fn(|i| get(&self.sync_latency[i])),
+            max_sync_nanos: get(&self.max_sync_nanos),
+            slow_syncs: get(&self.slow_syncs),
             purged_segments: get(&self.purged_segments),
             rewritten_groups: get(&self.rewritten_groups),
             recovered_bytes: get(&self.recovered_bytes),
@@ -90,5 +141,38 @@ impl Counters {
             entries_read_from_disk: get(&self.entries_read_from_disk),
             cache_bytes: get(&self.cache_bytes),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{Counters, SYNC_LATENCY_BUCKETS};
+
+    #[test]
+    fn syncs_land_in_their_latency_buckets() {
+        let counters = Counters::default();
+        for took in [
+            Duration::from_micros(50),
+            Duration::from_micros(100),
+            Duration::from_micros(300),
+            Duration::from_millis(150),
+            Duration::from_secs(2),
+        ] {
+            counters.record_sync(took);
+        }
+        let stats = counters.snapshot();
+        let mut expected = [0u64; SYNC_LATENCY_BUCKETS];
+        // <= 100 us twice, <= 500 us, <= 250 ms, and above every bound.
+        expected[0] = 2;
+        expected[2] = 1;
+        expected[10] = 1;
+        expected[SYNC_LATENCY_BUCKETS - 1] = 1;
+        assert_eq!(stats.sync_latency, expected);
+        assert_eq!(stats.syncs, 5);
+        assert_eq!(stats.slow_syncs, 2);
+        assert_eq!(stats.max_sync_nanos, 2_000_000_000);
+        assert_eq!(stats.sync_nanos, 2_150_450_000);
     }
 }

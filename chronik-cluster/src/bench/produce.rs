@@ -215,12 +215,18 @@ async fn ours(
             .await?;
         let records = batch(args.batch, args.record_size);
         let live = nodes.live();
-        // (syncs, bytes written) of every node's write-ahead log.
-        let syncs = |live: &[(u64, chronik_cluster::Cluster)]| -> (u64, u64) {
+        // (syncs, bytes written, slow syncs, slowest sync in µs) of every node's
+        // write-ahead log.
+        let syncs = |live: &[(u64, chronik_cluster::Cluster)]| -> (u64, u64, u64, u64) {
             live.iter()
                 .map(|(_, c)| c.status())
-                .fold((0, 0), |(s, b), st| {
-                    (s + st.wal_syncs, b + st.wal_bytes_written)
+                .fold((0, 0, 0, 0), |(s, b, slow, max), st| {
+                    (
+                        s + st.wal_syncs,
+                        b + st.wal_bytes_written,
+                        slow + st.wal_slow_syncs,
+                        max.max(st.wal_sync_max_micros),
+                    )
                 })
         };
         let before = syncs(&live);
@@ -277,6 +283,9 @@ async fn ours(
             vec![
                 ("wal_syncs_per_sec", synced / secs),
                 ("wal_mb_written_per_sec", written / 1e6 / secs),
+                // Syncs of 100 ms or more in the run, and the slowest since the start.
+                ("wal_slow_syncs", after.2.saturating_sub(before.2) as f64),
+                ("wal_sync_max_ms", after.3 as f64 / 1e3),
             ],
         ))
     }

@@ -57,5 +57,7 @@ pub(super) fn status_from_proto(s: proto::StatusReply) -> ClusterStatus {
             .collect(),
         wal_syncs: s.wal_syncs,
         wal_bytes_written: s.wal_bytes_written,
+        wal_sync_max_micros: s.wal_sync_max_micros,
+        wal_slow_syncs: s.wal_slow_syncs,
     }
 }

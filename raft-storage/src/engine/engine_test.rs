@@ -111,6 +111,8 @@ fn concurrent_writers_share_syncs_and_all_become_durable() {
     let stats = engine.stats();
     assert_eq!(stats.batches_written, writers * rounds);
     assert!(stats.syncs <= stats.batches_written);
+    assert_eq!(stats.sync_latency.iter().sum::<u64>(), stats.syncs);
+    assert!(stats.max_sync_nanos > 0 && stats.max_sync_nanos <= stats.sync_nanos);
     assert_eq!(
         stats.batches_synced,
         writers * rounds,

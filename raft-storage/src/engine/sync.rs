@@ -83,12 +83,7 @@ impl LogEngine {
             if let Some(file) = file {
                 file.sync_data()?;
             }
-            let stats = &self.inner.stats;
-            add(
-                &stats.sync_nanos,
-                u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
-            );
-            add(&stats.syncs, 1);
+            self.inner.stats.record_sync(started.elapsed());
             taken
         };
         add(&self.inner.stats.groups_synced, groups);
