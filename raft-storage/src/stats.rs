@@ -23,7 +23,9 @@ pub struct EngineStats {
     pub bytes_written: u64,
     /// Batches written.
     pub batches_written: u64,
-    /// `fdatasync` calls made for durability (group commit merges many batches in one).
+    /// `fdatasync` calls made for durability (group commit merges many batches in one);
+    /// a segment rotation (syncing the sealed segment, the new one and the directory)
+    /// counts as one, here and in the latency figures below.
     pub syncs: u64,
     /// Sum over syncs of the groups written since the previous sync.
     pub groups_synced: u64,

@@ -151,7 +151,11 @@ impl LogEngine {
                 state.buf.drain(..start);
                 start = 0;
             }
+            // Sealing the old segment and creating the next are syncs too (of the old
+            // file, the new one and the directory), under the write lock: counted as one.
+            let started = std::time::Instant::now();
             wal.rotate(active)?;
+            self.inner.stats.record_sync(started.elapsed());
         }
         let placed = (active.id, active.len + start as u64);
         if flush {
