@@ -3,7 +3,7 @@
 //! ready of each group that has one, sends leaders' messages, writes every group's
 //! entries and hard state in ONE batch with one sync, then advances and applies.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use crossbeam_channel::Receiver;
@@ -32,6 +32,11 @@ use handle::reject;
 
 /// Commands taken into one round at most, so a flood cannot delay writes forever.
 const MAX_COMMANDS_PER_ROUND: usize = 4096;
+
+/// Forced compactions (each flushes a state machine: file syncs and a checkpoint) a turn
+/// runs until this much time has passed, at least one: a purge asking every group at
+/// once spreads over rounds instead of stalling one round for all of them.
+const COMPACTION_BUDGET: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// What every worker of a node shares.
 #[derive(Clone)]
@@ -70,6 +75,10 @@ pub(crate) struct Worker {
     reserved: Reserved,
     /// (group, index) cache releases gathered in a round (kept for its capacity).
     releases: Vec<(GroupId, u64)>,
+    /// Groups asked to compact (by purge or a snapshot request), run a few per turn.
+    compactions: VecDeque<GroupId>,
+    /// The groups in `compactions`.
+    compactions_queued: BTreeSet<GroupId>,
     mailbox: Receiver<Command>,
     peers: BTreeMap<GroupId, Peer>,
     /// Groups with work this round.
@@ -122,6 +131,8 @@ impl Worker {
             room,
             reserved: Reserved::default(),
             releases: Vec::new(),
+            compactions: VecDeque::new(),
+            compactions_queued: BTreeSet::new(),
             mailbox,
             peers: BTreeMap::new(),
             active: BTreeSet::new(),
@@ -158,7 +169,8 @@ impl Worker {
         let idle = self.active.is_empty()
             && self.outbox.is_empty()
             && self.batch.is_empty()
-            && self.created.is_empty();
+            && self.created.is_empty()
+            && self.compactions.is_empty();
         let first = if idle && block {
             self.mailbox.recv().ok()
         } else {
@@ -180,6 +192,9 @@ impl Worker {
                 }
                 Err(_) => break,
             }
+        }
+        if !shutdown {
+            self.run_compactions();
         }
         self.round();
         Turn { shutdown, worked }

@@ -123,17 +123,7 @@ impl Worker {
             Command::AllStatus { reply } => {
                 let _ = reply.send(self.peers.values().map(Peer::status).collect());
             }
-            Command::Compact { group } => {
-                let (mut ctx, peers) = self.ctx();
-                let outcome = peers
-                    .get_mut(&group)
-                    .map(|peer| peer.maybe_compact(&mut ctx, true));
-                match outcome {
-                    Some(Ok(true)) => self.save_snapshot(group),
-                    Some(Err(error)) => self.stop_group(group, error),
-                    _ => {}
-                }
-            }
+            Command::Compact { group } => self.queue_compaction(group, false),
             Command::Tick => self.tick(),
             Command::PeerState { peer: node, state } => self.peer_state(node, state),
             Command::SnapshotSent { group, to, ok } => {

@@ -16,10 +16,10 @@ const PRESSURE_SHARE: u64 = 8;
 impl Worker {
     pub(super) fn tick(&mut self) {
         self.ticks += 1;
-        // Raft asked for snapshots the engine did not have: make them now.
+        // Raft asked for snapshots the engine did not have: make them first.
         for (group, _request_index) in self.engine.take_snapshot_requests() {
             if self.peers.contains_key(&group) {
-                self.handle(Command::Compact { group });
+                self.queue_compaction(group, true);
             } else {
                 self.router.send_to_owner(group, Command::Compact { group });
             }
@@ -44,6 +44,44 @@ impl Worker {
             if self.ticks % period == 0 || soon && self.room.take_pressure() {
                 self.maintained_at = self.ticks;
                 self.maintenance();
+            }
+        }
+    }
+
+    /// Queues a forced compaction of `group` (once; an `urgent` one, which a follower
+    /// waits for as a snapshot, goes first).
+    pub(super) fn queue_compaction(&mut self, group: GroupId, urgent: bool) {
+        if !self.compactions_queued.insert(group) {
+            if !urgent {
+                return;
+            }
+            self.compactions.retain(|&g| g != group);
+        }
+        if urgent {
+            self.compactions.push_front(group);
+        } else {
+            self.compactions.push_back(group);
+        }
+    }
+
+    /// Runs queued compactions for up to `COMPACTION_BUDGET` (at least one): each
+    /// flushes a state machine to its files, so a purge that asks every group at once
+    /// costs each round a little instead of one round all of it.
+    pub(super) fn run_compactions(&mut self) {
+        let started = std::time::Instant::now();
+        while let Some(group) = self.compactions.pop_front() {
+            self.compactions_queued.remove(&group);
+            let (mut ctx, peers) = self.ctx();
+            let outcome = peers
+                .get_mut(&group)
+                .map(|peer| peer.maybe_compact(&mut ctx, true));
+            match outcome {
+                Some(Ok(true)) => self.save_snapshot(group),
+                Some(Err(error)) => self.stop_group(group, error),
+                _ => {}
+            }
+            if started.elapsed() >= super::COMPACTION_BUDGET {
+                break;
             }
         }
     }

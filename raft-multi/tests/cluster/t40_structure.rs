@@ -269,3 +269,113 @@ fn proposals_of_one_round_travel_in_one_append() {
 fn pairs() -> impl Iterator<Item = (u64, u64)> {
     (1..=3u64).flat_map(|a| (1..=3u64).filter(move |&b| b != a).map(move |b| (a, b)))
 }
+
+/// Polls `driver` until `future` (a call on a manually driven scheduler) answers.
+fn drive<F: std::future::Future>(driver: &mut raft_multi::Driver, future: F) -> F::Output {
+    let mut future = queued(future);
+    for _ in 0..1_000 {
+        if let std::task::Poll::Ready(out) = block(async { futures::poll!(future.as_mut()) }) {
+            return out;
+        }
+        driver.poll();
+    }
+    panic!("no answer after 1000 polls");
+}
+
+/// A memory state machine whose `flush` takes a few milliseconds, like a partition
+/// syncing its files and writing a checkpoint.
+struct SlowFlush(MemoryStateMachine);
+
+impl raft_fsm::StateMachine for SlowFlush {
+    fn apply(
+        &mut self,
+        entry: &raft_fsm::LogEntry<'_>,
+    ) -> Result<bytes::Bytes, raft_fsm::FsmError> {
+        self.0.apply(entry)
+    }
+    fn applied_index(&self) -> u64 {
+        self.0.applied_index()
+    }
+    fn durable_index(&self) -> u64 {
+        self.0.durable_index()
+    }
+    fn flush(&mut self) -> Result<u64, raft_fsm::FsmError> {
+        std::thread::sleep(std::time::Duration::from_millis(4));
+        self.0.flush()
+    }
+    fn snapshot(&self) -> Result<Box<dyn raft_fsm::SnapshotSource>, raft_fsm::FsmError> {
+        self.0.snapshot()
+    }
+    fn restore(
+        &mut self,
+        meta: raft_fsm::SnapshotMeta,
+        chunks: &mut dyn Iterator<Item = Result<bytes::Bytes, raft_fsm::FsmError>>,
+    ) -> Result<(), raft_fsm::FsmError> {
+        self.0.restore(meta, chunks)
+    }
+}
+
+/// When a purge asks every group holding the log back to compact at once, the
+/// worker spreads those compactions (each flushes a state machine) over its turns
+/// instead of running them all in one and stalling every group behind it.
+#[test]
+fn a_purge_spreads_the_compactions_it_asks_for_over_turns() {
+    const GROUPS: u64 = 12;
+    let dir = tempfile::tempdir().unwrap();
+    let engine = raft_storage::LogEngine::open(
+        raft_storage::EngineConfig::new(dir.path())
+            .segment_size(16 << 10)
+            .purge_lag_segments(1)
+            .rewrite_threshold(0),
+    )
+    .unwrap();
+    let net = raft_transport::local::LocalNetwork::new(1);
+    let config = MultiConfig::new(1)
+        .workers(1)
+        .ticks(1, 10)
+        .hibernate_after_ticks(0)
+        .maintenance_ticks(1);
+    let (multi, mut driver) =
+        raft_multi::MultiRaft::start_manual(config, engine, net.endpoint(1)).unwrap();
+    for g in 0..GROUPS {
+        let fsm = SlowFlush(MemoryStateMachine::new());
+        drive(
+            &mut driver,
+            multi.create_group(GroupSpec::new(g, vec![1], Box::new(fsm))),
+        )
+        .unwrap();
+        drive(&mut driver, multi.campaign(g)).unwrap();
+    }
+    // Every group writes into the first segments: each holds back their purge.
+    for round in 0..4 {
+        for g in 0..GROUPS {
+            let data = vec![round as u8; 2 << 10];
+            drive(&mut driver, multi.propose(g, data)).unwrap();
+        }
+    }
+    let before = multi.metrics().compactions;
+    // One tick runs maintenance: the purge asks every group to compact.
+    multi.tick();
+    let mut per_turn = Vec::new();
+    for _ in 0..100 {
+        let seen = multi.metrics().compactions;
+        if !driver.poll() {
+            break;
+        }
+        per_turn.push(multi.metrics().compactions - seen);
+    }
+    let done: u64 = per_turn.iter().sum();
+    assert_eq!(
+        multi.metrics().compactions - before,
+        done,
+        "compactions outside the polls"
+    );
+    assert!(done >= GROUPS, "only {done} compactions: {per_turn:?}");
+    // Each flush takes longer than a turn's budget: one per turn.
+    assert!(
+        per_turn.iter().all(|&n| n <= 1),
+        "several slow compactions in one turn: {per_turn:?}"
+    );
+    multi.shutdown();
+    driver.poll();
+}
