@@ -507,7 +507,6 @@ impl Peer {
         true
     }
 
-    /// Fails every caller still waiting (the group is going away).
     /// How far the engine may drop this replica's cached entries, if further than last
     /// time: what is applied here and, on a leader, held by every follower and learner
     /// (an append to one that falls behind reads the rest from the log file).
@@ -525,6 +524,7 @@ impl Peer {
         Some(upto)
     }
 
+    /// Fails every caller still waiting (the group is going away).
     pub(crate) fn fail_all(&mut self, error: impl Fn() -> Error) {
         for w in self.waiters.drain(..) {
             w.fail(error());

@@ -68,6 +68,12 @@ impl Worker {
     /// flushes a state machine to its files, so a purge that asks every group at once
     /// costs each round a little instead of one round all of it.
     pub(super) fn run_compactions(&mut self) {
+        if self.stopped.is_some() {
+            // A stopped worker writes nothing more; its groups compact after a restart.
+            self.compactions.clear();
+            self.compactions_queued.clear();
+            return;
+        }
         let started = std::time::Instant::now();
         while let Some(group) = self.compactions.pop_front() {
             self.compactions_queued.remove(&group);
