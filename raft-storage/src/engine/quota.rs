@@ -15,6 +15,7 @@ pub const NEAR_FULL_DIVISOR: u64 = 8;
 
 /// Under pressure, purge rewrites live entries forward (a write the limit does not
 /// refuse) for at most this share of the limit per pass: one sixty-fourth.
+#[cfg_attr(not(feature = "wal"), allow(dead_code))]
 pub(crate) const PRESSURE_REWRITE_DIVISOR: u64 = 64;
 
 /// How full the log is: bytes of live segment files and the limit.
@@ -48,6 +49,7 @@ impl LogUsage {
     /// Bytes purge may rewrite forward in one pass (a write the limit does not refuse):
     /// all it wants without a limit; up to three quarters of the limit; past that, a
     /// sixty-fourth of the limit, enough to move small tails that pin old segments.
+    #[cfg_attr(not(feature = "wal"), allow(dead_code))]
     pub(crate) fn rewrite_budget(&self) -> u64 {
         if self.limit == 0 {
             return u64::MAX;
