@@ -114,9 +114,20 @@ impl Peer {
         }
         // raft-rs needs applied <= commit; a state machine restored from a snapshot may
         // be ahead of this replica's log: the entries it already holds are skipped.
+        //
+        // raft starts no later than the stored configuration, though: membership
+        // changes past it may be in the state machine's applied range without being in
+        // the configuration (the state machine was restored from a leader's snapshot
+        // newer than the raft snapshot installed with it, or flushed while the write
+        // storing the configuration was still being synced). raft hands those entries
+        // out again; `apply` folds their changes into the configuration and skips the
+        // state machine. Changes below the log's first index are in the stored
+        // configuration (it is written before the compaction that removes them).
+        let floor = first_index.saturating_sub(1);
         let raft_applied = applied
             .min(hard_state.commit)
-            .max(first_index.saturating_sub(1));
+            .min(storage.conf_state_index().max(floor))
+            .max(floor);
         let raft_config = config.raft_config(raft_applied);
         let logger = logger.new(slog::o!("group" => group, "node" => config.node_id));
         let node = RawNode::new(&raft_config, storage.clone(), &logger)?;
@@ -608,5 +619,96 @@ impl Peer {
         raft.state != StateRole::Leader
             && snapshot_index > raft.raft_log.committed
             && term >= raft.term
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use protobuf::Message as _;
+    use raft::eraftpb::{Entry, EntryType, HardState};
+
+    use super::*;
+    use crate::leaders::LeaderTable;
+    use crate::testing::{MemoryDisk, MemoryState, MemoryStateMachine};
+
+    #[test]
+    fn a_restart_folds_in_membership_changes_the_state_machine_is_already_past() {
+        let engine = LogEngine::in_memory();
+        let config = MultiConfig::new(1);
+        let logger = crate::logger::raft_logger();
+        let spec = |fsm: MemoryStateMachine| GroupSpec::new(7, vec![1, 2, 3], Box::new(fsm));
+        // Bootstrapped with voters 1, 2, 3 (entries 1 to 3, configuration stored at 3).
+        drop(Peer::open(&config, spec(MemoryStateMachine::new()), &engine, &logger).unwrap());
+        // Then entry 5 adds learner 4, and everything through 6 is committed; the write
+        // storing the new configuration never made it.
+        let change = MembershipChange::to_conf_change(&[MembershipChange::AddLearner(4)]);
+        let entry = |index: u64, kind: EntryType, data: Vec<u8>| {
+            let mut entry = Entry {
+                index,
+                term: 1,
+                data: data.into(),
+                ..Default::default()
+            };
+            entry.set_entry_type(kind);
+            entry
+        };
+        let entries = [
+            entry(4, EntryType::EntryNormal, Vec::new()),
+            entry(
+                5,
+                EntryType::EntryConfChangeV2,
+                change.write_to_bytes().unwrap(),
+            ),
+            entry(6, EntryType::EntryNormal, b"data".to_vec()),
+        ];
+        let mut batch = LogBatch::new();
+        batch.append(7, &entries);
+        let hs = HardState {
+            term: 1,
+            commit: 6,
+            ..Default::default()
+        };
+        batch.set_hard_state(7, &hs);
+        engine.write(&mut batch, true).unwrap();
+        // The state machine already holds all of it (restored from a leader's snapshot
+        // newer than the raft snapshot, or flushed before the configuration was synced).
+        let disk = MemoryDisk::default();
+        *disk.0.lock() = MemoryState {
+            applied: 6,
+            term: 1,
+            commands: vec![(6, bytes::Bytes::from_static(b"data"))],
+        };
+        let fsm = MemoryStateMachine::open(&disk);
+        let view = fsm.view();
+        let mut peer = Peer::open(&config, spec(fsm), &engine, &logger).unwrap();
+        assert!(peer.node.has_ready(), "raft hands the changes out again");
+        let (leaders, metrics) = (LeaderTable::default(), Metrics::default());
+        let (mut batch, mut outbox) = (LogBatch::new(), Outbox::default());
+        let mut ctx = Ctx {
+            config: &config,
+            leaders: &leaders,
+            batch: &mut batch,
+            outbox: &mut outbox,
+            metrics: &metrics,
+        };
+        let rd = peer.prepare_ready(&mut ctx).unwrap();
+        peer.finish_ready(rd, &mut ctx).unwrap();
+        assert_eq!(peer.conf_state.learners, vec![4]);
+        assert_eq!(peer.conf_index, 5);
+        assert_eq!(
+            peer.node.raft.prs().conf().to_conf_state().learners,
+            vec![4]
+        );
+        // The state machine was not given any entry twice.
+        assert_eq!(view.state().commands.len(), 1);
+        assert_eq!(
+            metrics
+                .entries_applied
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+        // The configuration is stored again.
+        engine.write(&mut batch, true).unwrap();
+        assert_eq!(engine.group(7).conf_state_index(), 5);
     }
 }

@@ -26,7 +26,7 @@ pub struct MemoryState {
 
 /// The durable side of a [`MemoryStateMachine`]: shared, survives "restarts".
 #[derive(Debug, Clone, Default)]
-pub struct MemoryDisk(Arc<Mutex<MemoryState>>);
+pub struct MemoryDisk(pub(crate) Arc<Mutex<MemoryState>>);
 
 impl MemoryDisk {
     /// A copy of what is durable.

@@ -106,6 +106,10 @@ fn replay() {
 ///   for an entry that was gone (now answered `Unknown`);
 /// - 1082: a follower that had committed past a snapshot refused it as stale without
 ///   telling raft, and the leader resent it forever (now raft answers).
+/// - 1588: a replica restored from a leader's snapshot newer than the raft snapshot
+///   crashed before raft applied the membership changes in between; its restart
+///   started raft at the state machine's index and never learned them, and the group
+///   lost a voter (now raft starts at the stored configuration's index).
 #[test]
 fn regressions() {
     let now = |seed: u64| {
@@ -113,7 +117,9 @@ fn regressions() {
         (seed, c.nodes, c.partitions, c.workers)
     };
     let old = [(576, 5, 2, 1), (720, 5, 2, 1), (2244, 5, 2, 1)];
-    for (seed, nodes, partitions, workers) in old.into_iter().chain([now(336), now(1082)]) {
+    for (seed, nodes, partitions, workers) in
+        old.into_iter().chain([now(336), now(1082), now(1588)])
+    {
         let mut config = SimConfig::for_seed(seed);
         config.nodes = nodes;
         config.partitions = partitions;
