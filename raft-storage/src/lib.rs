@@ -81,7 +81,7 @@ pub use batch::LogBatch;
 pub use config::{
     EngineConfig, DEFAULT_CACHE_CAPACITY, DEFAULT_PURGE_LAG_SEGMENTS, DEFAULT_SEGMENT_SIZE,
 };
-pub use engine::{LogEngine, LogUsage, NEAR_FULL_DIVISOR};
+pub use engine::{Deferred, LogEngine, LogUsage, NEAR_FULL_DIVISOR};
 pub use error::{CorruptionKind, Error, Result};
 pub use stats::{EngineStats, SLOW_SYNC, SYNC_LATENCY_BOUNDS_MICROS, SYNC_LATENCY_BUCKETS};
 pub use storage::GroupStorage;

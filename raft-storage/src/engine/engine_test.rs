@@ -294,3 +294,74 @@ fn readers_never_miss_entries_pending_in_a_group_commit() {
         assert_eq!(engine.group(group).last_index(), 40);
     }
 }
+
+#[test]
+fn a_deferred_write_is_readable_at_once_and_durable_after_sync_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = LogEngine::open(EngineConfig::new(dir.path())).unwrap();
+    let mut batch = LogBatch::new();
+    batch.append(1, &entries(1..4, 1));
+    let first = engine.write_deferred(&mut batch).unwrap();
+    assert!(batch.is_empty(), "the batch is taken");
+    assert!(first.bytes > 0);
+    let syncs = engine.stats().syncs;
+    assert_eq!(syncs, 0, "nothing was synced yet");
+    // Readable before any sync, and the cache keeps it: not yet in the file.
+    assert_eq!(engine.group(1).last_index(), 3);
+    assert_eq!(
+        engine
+            .group(1)
+            .entries(1, 4, None, raft::GetEntriesContext::empty(false))
+            .unwrap()
+            .len(),
+        3
+    );
+    engine.release_cached(&[(1, 3)]);
+    assert_eq!(
+        engine.group(1).term(3).unwrap(),
+        1,
+        "a pending entry is never released"
+    );
+    batch.append(1, &entries(4..6, 1));
+    let second = engine.write_deferred(&mut batch).unwrap();
+    assert!(second.position > first.position);
+    // One sync covers both.
+    engine.sync_to(second.position).unwrap();
+    engine.sync_to(first.position).unwrap();
+    assert_eq!(
+        engine.stats().syncs,
+        1,
+        "the earlier position was already durable"
+    );
+    drop(engine);
+    let engine = LogEngine::open(EngineConfig::new(dir.path())).unwrap();
+    assert_eq!(engine.group(1).last_index(), 5);
+    let read = engine
+        .group(1)
+        .entries(1, 6, None, raft::GetEntriesContext::empty(false))
+        .unwrap();
+    assert_eq!(read, entries(1..6, 1));
+}
+
+#[test]
+fn a_deferred_write_reports_a_failed_sync_to_its_waiter() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = LogEngine::open(EngineConfig::new(dir.path())).unwrap();
+    let mut batch = LogBatch::new();
+    batch.append(1, &entries(1..3, 1));
+    let written = engine.write_deferred(&mut batch).unwrap();
+    engine.inner.fail_next_sync.store(true, Ordering::Release);
+    assert!(matches!(
+        engine.sync_to(written.position),
+        Err(Error::Io(_))
+    ));
+    assert!(matches!(
+        engine.sync_to(written.position),
+        Err(Error::Poisoned)
+    ));
+    batch.append(1, &entries(3..4, 1));
+    assert!(matches!(
+        engine.write_deferred(&mut batch),
+        Err(Error::Poisoned)
+    ));
+}

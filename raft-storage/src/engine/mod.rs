@@ -6,6 +6,7 @@ pub use quota::{LogUsage, NEAR_FULL_DIVISOR};
 mod snapshot;
 mod sync;
 mod write;
+pub use write::Deferred;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -87,6 +88,9 @@ pub(crate) struct Inner {
     pub _lock: Option<std::fs::File>,
     #[cfg(any(test, feature = "failpoints"))]
     pub fail_next_sync: AtomicBool,
+    /// While set, every `fdatasync` waits before it runs (a stalled disk).
+    #[cfg(any(test, feature = "failpoints"))]
+    pub hold_syncs: AtomicBool,
     #[cfg_attr(not(feature = "wal"), allow(dead_code))]
     pub purge: PurgePolicy,
     /// Most bytes the live segments may hold (0: no limit).
@@ -153,6 +157,8 @@ impl LogEngine {
                 _lock: lock,
                 #[cfg(any(test, feature = "failpoints"))]
                 fail_next_sync: AtomicBool::new(false),
+                #[cfg(any(test, feature = "failpoints"))]
+                hold_syncs: AtomicBool::new(false),
                 purge,
                 max_log_bytes,
             }),
@@ -267,6 +273,12 @@ impl LogEngine {
         0
     }
 
+    /// True when the engine keeps its log in files (a sync makes writes durable); false
+    /// for [`in_memory`](Self::in_memory), whose writes are never durable and never wait.
+    pub fn is_persistent(&self) -> bool {
+        !self.is_memory()
+    }
+
     /// True once a failed sync or write poisoned the engine.
     pub fn is_poisoned(&self) -> bool {
         self.inner.poisoned.load(Ordering::Acquire)
@@ -276,6 +288,13 @@ impl LogEngine {
     #[cfg(feature = "failpoints")]
     pub fn inject_sync_failure(&self) {
         self.inner.fail_next_sync.store(true, Ordering::Release);
+    }
+
+    /// While `held`, every `fdatasync` waits (for at most a minute) before it runs, as
+    /// on a stalled disk: to test what must not wait for a sync, and what must.
+    #[cfg(feature = "failpoints")]
+    pub fn hold_syncs(&self, held: bool) {
+        self.inner.hold_syncs.store(held, Ordering::Release);
     }
 
     /// Approximate memory held by the in-memory index and cache of one group (0 if unknown).

@@ -78,6 +78,15 @@ impl LogEngine {
                     "injected fdatasync failure",
                 )));
             }
+            #[cfg(any(test, feature = "failpoints"))]
+            {
+                let held_since = Instant::now();
+                while self.inner.hold_syncs.load(Ordering::Acquire)
+                    && held_since.elapsed() < std::time::Duration::from_secs(60)
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            }
             let started = Instant::now();
             #[cfg(feature = "wal")]
             if let Some(file) = file {

@@ -12,6 +12,16 @@ use crate::group::{GroupState, IndexEntry, Location};
 use crate::stats::add;
 use crate::GroupId;
 
+/// A batch written by [`LogEngine::write_deferred`]: readable at once, durable once
+/// [`LogEngine::sync_to`] with its `position` has returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deferred {
+    /// Bytes the batch took in the log (0 for an empty batch).
+    pub bytes: usize,
+    /// The log position just past the batch.
+    pub position: u64,
+}
+
 /// Length of the cache queue below which stale marks are not cleaned up.
 pub(crate) const MIN_CLEANUP: usize = 65_536;
 
@@ -34,11 +44,50 @@ impl LogEngine {
     /// that contradicts the log (nothing is written, the batch is kept); [`Error::Io`] for the
     /// failure that poisons the engine (what the batch then holds is unspecified).
     pub fn write(&self, batch: &mut LogBatch, sync: bool) -> Result<usize> {
+        let written = self.write_frame(batch, !sync)?;
+        if sync {
+            self.wait_durable(written.position)?;
+        }
+        batch.clear();
+        Ok(written.bytes)
+    }
+
+    /// Writes the batch like [`write`](Self::write) with `sync`, but returns without
+    /// waiting for the sync: the entries are readable at once, and they are durable once
+    /// [`sync_to`](Self::sync_to) with the returned position has returned. This is how a
+    /// scheduler keeps stepping its groups while their last writes are synced on another
+    /// thread (raft-rs's `advance_append_async`): it must not acknowledge anything of the
+    /// batch before then. The frame is handed to the file by that sync (or by a later
+    /// write), together with every frame written meanwhile: one `write` call and one
+    /// `fdatasync` for all of them. Clears the batch.
+    ///
+    /// # Errors
+    /// As [`write`](Self::write), except that a failed sync is reported by `sync_to`.
+    pub fn write_deferred(&self, batch: &mut LogBatch) -> Result<Deferred> {
+        let written = self.write_frame(batch, false)?;
+        batch.clear();
+        Ok(written)
+    }
+
+    /// Blocks until everything written before `position` (see
+    /// [`write_deferred`](Self::write_deferred)) is durable, syncing if no other caller
+    /// is already doing so (group commit).
+    ///
+    /// # Errors
+    /// [`Error::Poisoned`] once a write or sync of this engine failed; [`Error::Io`] for
+    /// the sync that failed (the engine is poisoned from then on).
+    pub fn sync_to(&self, position: u64) -> Result<()> {
+        self.wait_durable(position)
+    }
+
+    /// Validates and writes the batch as one frame (handed to the file at once with
+    /// `flush`, else left for the next sync); the batch is left to the caller to clear.
+    fn write_frame(&self, batch: &mut LogBatch, flush: bool) -> Result<Deferred> {
         if let Err(error) = self.check_poisoned() {
             add(&self.inner.stats.rejected_writes, 1);
             return Err(error);
         }
-        let (len, position) = {
+        let written = {
             let mut state = self.inner.write.lock();
             // Re-checked under the lock: a sync may have failed while we waited for it.
             if let Err(error) = self.check_poisoned() {
@@ -46,13 +95,16 @@ impl LogEngine {
                 return Err(error);
             }
             if batch.is_empty() {
-                (0, state.written)
+                Deferred {
+                    bytes: 0,
+                    position: state.written,
+                }
             } else {
                 if let Err(error) = self.validate(&mut state, batch.ops_mut()) {
                     add(&self.inner.stats.rejected_writes, 1);
                     return Err(error);
                 }
-                let len = match self.write_locked(&mut state, batch, !sync, true) {
+                let bytes = match self.write_locked(&mut state, batch, flush, true) {
                     Err(error @ Error::QuotaExceeded { .. }) => {
                         add(&self.inner.stats.rejected_writes, 1);
                         add(&self.inner.stats.quota_rejections, 1);
@@ -60,15 +112,14 @@ impl LogEngine {
                     }
                     other => other?,
                 };
-                (len, state.written)
+                Deferred {
+                    bytes,
+                    position: state.written,
+                }
             }
         };
         self.evict_cache();
-        if sync {
-            self.wait_durable(position)?;
-        }
-        batch.clear();
-        Ok(len)
+        Ok(written)
     }
 
     /// Encodes and applies a validated batch. Caller holds the write lock. With `quota`, a
