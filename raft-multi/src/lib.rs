@@ -11,6 +11,9 @@
 //!   group that has one and writes all their entries and hard states in ONE
 //!   [`raft_storage::LogBatch`] with one sync (concurrent workers merge further in the
 //!   engine's group commit);
+//! - **pipelined syncs**: with a durable log the sync runs on the worker's sync thread
+//!   while the worker goes on with the next round; one sync covers every write made
+//!   while the previous one ran;
 //! - **one frame per peer per round**: messages for the same node leave together;
 //! - **hibernation**: a leader whose group is idle and whose followers are caught up
 //!   puts the group to sleep on every replica (no ticks, no heartbeats); a message, a
@@ -18,9 +21,12 @@
 //!   when the leader's node is lost.
 //!
 //! Each round follows raft-rs's documented order: leaders send `messages()` at once;
-//! snapshot, entries and hard state are persisted; then `persisted_messages()` are sent,
-//! `advance_append` is called and the `LightReady` handled; committed entries are
-//! applied in order and `advance_apply` follows.
+//! snapshot, entries and hard state are written (readable at once); a ready that must
+//! be durable is handed back with `advance_append_async` and its `persisted_messages()`
+//! wait until the sync thread reports the write durable (`on_persist_ready`); any other
+//! ready is finished with `advance_append` and its `LightReady`. Committed entries are
+//! applied in order (raft hands out only locally durable ones) and `advance_apply`
+//! follows. Nothing is answered before the write holding it is durable.
 //!
 //! The scheduler does no I/O of its own: storage and network come through
 //! [`raft_storage::LogEngine`] and [`raft_transport::Transport`], and time through

@@ -81,6 +81,16 @@ pub(crate) struct Peer {
     pub hibernated: bool,
     idle_ticks: usize,
     pub role: StateRole,
+    /// Tells this replica from an earlier one of the same group on this worker (removed
+    /// and created again while a write of the old one was being synced).
+    pub epoch: u64,
+    /// Readies handed to raft with `advance_append_async` whose write is not durable
+    /// yet: until they are, later readies of this replica wait for a sync too, so that
+    /// persistence is reported to raft in order.
+    pub unpersisted: usize,
+    /// The number of an unpersisted ready that installs a raft snapshot: raft's applied
+    /// index moves to it only once it is durable.
+    snapshot_ready: Option<u64>,
 }
 
 impl Peer {
@@ -150,6 +160,9 @@ impl Peer {
             hibernated: false,
             idle_ticks: 0,
             role,
+            epoch: 0,
+            unpersisted: 0,
+            snapshot_ready: None,
         })
     }
 
@@ -533,6 +546,16 @@ impl Peer {
         }
         self.cache_released = upto;
         Some(upto)
+    }
+
+    /// True when raft made this replica leader while readies it took as a follower are
+    /// not durable yet (a group with a single voter left elects at once): raft-rs
+    /// requires those to be persisted before the first ready of a new leader, so its
+    /// next ready waits for the sync (which marks the group active again).
+    pub(crate) fn awaits_persistence_to_lead(&self) -> bool {
+        self.unpersisted > 0
+            && self.node.raft.state == StateRole::Leader
+            && self.role != StateRole::Leader
     }
 
     /// Fails every caller still waiting (the group is going away).

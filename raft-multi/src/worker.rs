@@ -2,6 +2,10 @@
 //! rounds. One round takes everything in the mailbox, steps the groups, gathers the
 //! ready of each group that has one, sends leaders' messages, writes every group's
 //! entries and hard state in ONE batch with one sync, then advances and applies.
+//!
+//! With a durable log the sync is pipelined (see `syncer`): the round hands its write to
+//! the worker's sync thread and goes on; raft learns the write is durable, and the
+//! messages and answers that wait for it leave, in a later turn.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -23,12 +27,14 @@ use crate::GroupId;
 mod handle;
 mod room;
 mod snapshots;
+mod syncer;
 mod upkeep;
 
 use room::Reserved;
 pub(crate) use room::Room;
 
 use handle::reject;
+use syncer::{InFlight, PendingReady, Pipeline, Synced, Syncer};
 
 /// Commands taken into one round at most, so a flood cannot delay writes forever.
 const MAX_COMMANDS_PER_ROUND: usize = 4096;
@@ -98,6 +104,17 @@ pub(crate) struct Worker {
     manual: bool,
     /// Manual mode: snapshots being received.
     restores: Vec<snapshots::PendingRestore>,
+    /// Writes are synced off the round (a durable log with `sync`): see `syncer`.
+    pipelined: bool,
+    /// Pipelined writes not known to be durable.
+    pipeline: Pipeline,
+    /// The sync thread (pipelined, driven by threads).
+    syncer: Option<Syncer>,
+    /// Manual mode: the newest write synced at the end of a round, completed at the
+    /// start of the next turn.
+    synced: Option<u64>,
+    /// The epoch the next replica created here gets.
+    next_epoch: u64,
 }
 
 impl Worker {
@@ -105,6 +122,7 @@ impl Worker {
     pub(crate) fn manual(index: usize, shared: Shared, mailbox: Receiver<Command>) -> Worker {
         let mut worker = Worker::new(index, shared, mailbox);
         worker.manual = true;
+        worker.pipelined = worker.config.sync && worker.engine.is_persistent();
         worker
     }
 
@@ -145,11 +163,29 @@ impl Worker {
             stopped: None,
             manual: false,
             restores: Vec::new(),
+            pipelined: false,
+            pipeline: Pipeline::default(),
+            syncer: None,
+            synced: None,
+            next_epoch: 1,
         }
     }
 
     /// Runs rounds until shut down. Blocks on the mailbox only when nothing is pending.
     pub(crate) fn run(mut self) {
+        if self.config.sync && self.engine.is_persistent() {
+            let name = format!("raft-sync-{}-{}", self.config.node_id, self.index);
+            match Syncer::spawn(self.engine.clone(), name) {
+                Ok(syncer) => {
+                    self.syncer = Some(syncer);
+                    self.pipelined = true;
+                }
+                // Still correct, only slower: each round waits for its own sync.
+                Err(error) => {
+                    tracing::warn!(worker = self.index, %error, "no sync thread: writes are synced in the round")
+                }
+            }
+        }
         while !self.turn(true).shutdown {}
         self.close();
     }
@@ -166,18 +202,21 @@ impl Worker {
     /// Takes what is in the mailbox (waiting for the first command when `block` and
     /// nothing is pending) and runs one round.
     fn turn(&mut self, block: bool) -> Turn {
+        let mut synced = self.collect_synced();
         let idle = self.active.is_empty()
             && self.outbox.is_empty()
             && self.batch.is_empty()
             && self.created.is_empty()
-            && self.compactions.is_empty();
-        let first = if idle && block {
-            self.mailbox.recv().ok()
+            && self.compactions.is_empty()
+            // A hand-driven worker completes its writes in its next turn.
+            && (self.syncer.is_some() || self.pipeline.in_flight.is_empty());
+        let (first, closed) = if idle && block {
+            self.wait_for_work(&mut synced)
         } else {
-            self.mailbox.try_recv().ok()
+            (self.mailbox.try_recv().ok(), false)
         };
-        let mut shutdown = idle && block && first.is_none();
-        let mut worked = !idle || first.is_some();
+        let mut shutdown = closed;
+        let mut worked = !idle || first.is_some() || synced;
         if let Some(command) = first {
             shutdown |= self.handle(command);
         }
@@ -252,6 +291,88 @@ impl Worker {
         }
     }
 
+    /// Blocks until a command arrives or (with writes in flight) a sync completes.
+    /// Returns the command, if one came, and true if the mailbox is closed.
+    fn wait_for_work(&mut self, synced: &mut bool) -> (Option<Command>, bool) {
+        let done = match &self.syncer {
+            Some(syncer) if !self.pipeline.in_flight.is_empty() => syncer.done.clone(),
+            _ => {
+                let command = self.mailbox.recv().ok();
+                let closed = command.is_none();
+                return (command, closed);
+            }
+        };
+        crossbeam_channel::select! {
+            recv(self.mailbox) -> command => {
+                let closed = command.is_err();
+                (command.ok(), closed)
+            }
+            recv(done) -> report => {
+                match report {
+                    Ok(report) => self.on_synced(report),
+                    Err(_) => self.fail_worker("the sync thread stopped".to_owned()),
+                }
+                *synced = true;
+                (self.mailbox.try_recv().ok(), false)
+            }
+        }
+    }
+
+    /// Completes the writes the sync thread (or, driven by hand, the last round) made
+    /// durable. True if any was.
+    fn collect_synced(&mut self) -> bool {
+        if let Some(id) = self.synced.take() {
+            self.complete_writes(id);
+            return true;
+        }
+        let Some(syncer) = &self.syncer else {
+            return false;
+        };
+        let reports: Vec<Synced> = syncer.done.try_iter().collect();
+        let any = !reports.is_empty();
+        for report in reports {
+            self.on_synced(report);
+        }
+        any
+    }
+
+    fn on_synced(&mut self, report: Synced) {
+        match report {
+            Ok(id) => self.complete_writes(id),
+            // Nothing after this is durable: stop rather than acknowledge what a crash
+            // would lose.
+            Err(error) => self.fail_worker(format!("write-ahead log failed: {error}")),
+        }
+    }
+
+    /// Writes up to `id` are durable: raft learns it, waiting messages leave with the
+    /// next round, creators are answered.
+    fn complete_writes(&mut self, id: u64) {
+        if self.stopped.is_some() {
+            return;
+        }
+        let writes = self.pipeline.complete(id);
+        // Like a round's own sync, counted only when it made log records durable.
+        if writes.iter().any(|w| w.wrote) {
+            self.metrics.add(&self.metrics.syncs, 1);
+        }
+        for write in writes {
+            for ready in write.readies {
+                let Some(peer) = self.peers.get_mut(&ready.group) else {
+                    continue;
+                };
+                if peer.epoch != ready.epoch {
+                    continue;
+                }
+                peer.on_persisted(ready.number, ready.persisted, &mut self.outbox);
+                self.touch(ready.group);
+            }
+            for reply in write.created {
+                answer(reply, Ok(()));
+            }
+        }
+    }
+
     /// One round over the groups with work.
     fn round(&mut self) {
         if self.active.is_empty()
@@ -273,7 +394,7 @@ impl Worker {
                 };
                 peer.submit_proposals(ctx.metrics);
                 peer.submit_reads();
-                if !peer.node.has_ready() {
+                if !peer.node.has_ready() || peer.awaits_persistence_to_lead() {
                     continue;
                 }
                 match peer.prepare_ready(&mut ctx) {
@@ -287,22 +408,38 @@ impl Worker {
         self.send_outbox();
         // Creators wait for their group's bootstrap to be durable: with nothing else to
         // write, an empty synced write waits for what was written before.
-        if !self.batch.is_empty() || !self.created.is_empty() {
+        let pipelined = self.pipelined;
+        let waits = pipelined
+            && readies.iter().any(|(group, rd)| {
+                rd.must_sync() || self.peers.get(group).is_some_and(|p| p.unpersisted > 0)
+            });
+        let mut position = 0;
+        let mut wrote = false;
+        if !self.batch.is_empty() || !self.created.is_empty() || waits {
             let groups = self.batch.group_count() as u64;
-            let written = self.engine.write(&mut self.batch, self.config.sync);
+            let written = if pipelined {
+                self.engine
+                    .write_deferred(&mut self.batch)
+                    .map(|w| (w.bytes, w.position))
+            } else {
+                self.engine
+                    .write(&mut self.batch, self.config.sync)
+                    .map(|bytes| (bytes, 0))
+            };
             // Written or not, the engine's usage tells the truth about these bytes now.
             self.room.release(&mut self.reserved);
             match written {
-                // An empty write only waited for earlier data: not a log write.
-                Ok(_) if groups == 0 => {}
-                Ok(bytes) => {
+                Ok((_, at)) if groups == 0 => position = at,
+                Ok((bytes, at)) => {
+                    position = at;
+                    wrote = true;
                     let m = &self.metrics;
                     m.add(&m.writes, 1);
                     m.add(&m.groups_written, groups);
                     m.max_groups_per_write
                         .fetch_max(groups, std::sync::atomic::Ordering::Relaxed);
                     m.add(&m.bytes_written, bytes as u64);
-                    if self.config.sync {
+                    if self.config.sync && !pipelined {
                         m.add(&m.syncs, 1);
                     }
                 }
@@ -317,8 +454,26 @@ impl Worker {
         // Reserved by commands that wrote nothing (a proposal raft dropped, an append it
         // rejected).
         self.room.release(&mut self.reserved);
-        for reply in self.created.drain(..) {
-            answer(reply, Ok(()));
+        let mut in_flight = InFlight {
+            id: 0,
+            position,
+            readies: Vec::new(),
+            created: Vec::new(),
+            wrote: false,
+        };
+        // Everything written is synced, also what no reply waits for (a commit index, a
+        // membership, a compaction): a restart finds what the round decided. The id is
+        // taken now: what the rest of the round stages goes with the next write.
+        let sending = pipelined && (wrote || waits || !self.created.is_empty());
+        if sending {
+            in_flight.id = self.pipeline.next_id();
+        }
+        if pipelined {
+            in_flight.created = std::mem::take(&mut self.created);
+        } else {
+            for reply in self.created.drain(..) {
+                answer(reply, Ok(()));
+            }
         }
         let mut compacted = Vec::new();
         let mut releases = std::mem::take(&mut self.releases);
@@ -328,7 +483,21 @@ impl Worker {
                 let Some(peer) = peers.get_mut(&group) else {
                     continue;
                 };
-                match peer.finish_ready(rd, &mut ctx) {
+                let finished = if pipelined && (rd.must_sync() || peer.unpersisted > 0) {
+                    peer.finish_ready_async(rd, &mut ctx)
+                        .map(|(number, persisted, compacted)| {
+                            in_flight.readies.push(PendingReady {
+                                group,
+                                epoch: peer.epoch,
+                                number,
+                                persisted,
+                            });
+                            compacted
+                        })
+                } else {
+                    peer.finish_ready(rd, &mut ctx)
+                };
+                match finished {
                     Ok(true) => compacted.push(group),
                     Ok(false) => {}
                     Err(error) => failed.push((group, error)),
@@ -343,6 +512,10 @@ impl Worker {
         self.engine.release_cached(&releases);
         releases.clear();
         self.releases = releases;
+        in_flight.wrote = wrote;
+        if sending {
+            self.send_to_sync(in_flight);
+        }
         for group in compacted {
             self.save_snapshot(group);
         }
@@ -361,6 +534,23 @@ impl Worker {
         }
     }
 
+    /// Hands a pipelined write to the sync thread; driven by hand, syncs it now and
+    /// completes it in the next turn.
+    fn send_to_sync(&mut self, write: InFlight) {
+        let (id, position) = (write.id, write.position);
+        self.pipeline.in_flight.push_back(write);
+        if let Some(syncer) = &self.syncer {
+            if !syncer.submit(id, position) {
+                self.fail_worker("the sync thread stopped".to_owned());
+            }
+            return;
+        }
+        match self.engine.sync_to(position) {
+            Ok(()) => self.synced = Some(id),
+            Err(error) => self.fail_worker(format!("write-ahead log failed: {error}")),
+        }
+    }
+
     fn send_outbox(&mut self) {
         for (group, msg) in self.outbox.take_snapshots() {
             self.send_snapshot(group, msg);
@@ -376,6 +566,7 @@ impl Worker {
 
     fn fail_worker(&mut self, reason: String) {
         tracing::error!(worker = self.index, %reason, "worker stopped");
+        self.drop_in_flight();
         for reply in self.created.drain(..) {
             answer(reply, Err(Error::Stopped));
         }
@@ -385,7 +576,22 @@ impl Worker {
         self.stopped = Some(reason);
     }
 
+    /// Forgets the writes not known to be durable: their creators learn the worker
+    /// stopped (their proposers learn it from `fail_all`).
+    fn drop_in_flight(&mut self) {
+        self.synced = None;
+        for write in self.pipeline.in_flight.drain(..) {
+            for reply in write.created {
+                answer(reply, Err(Error::Stopped));
+            }
+        }
+    }
+
     pub(crate) fn close(&mut self) {
+        if let Some(mut syncer) = self.syncer.take() {
+            syncer.stop();
+        }
+        self.drop_in_flight();
         for restore in std::mem::take(&mut self.restores) {
             restore.abandon();
         }

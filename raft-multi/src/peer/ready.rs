@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use protobuf::Message as _;
-use raft::eraftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType};
+use raft::eraftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Message};
 use raft::{Ready, StateRole};
 use raft_fsm::{EntryKind, LogEntry};
 
@@ -11,6 +11,7 @@ use super::{Ctx, Peer, Waiter, Waiting};
 use crate::command::answer;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::outbox::Outbox;
 
 impl Peer {
     /// First half of a round: take the ready, send a leader's messages, stage the log
@@ -64,6 +65,55 @@ impl Peer {
         self.node.advance_apply();
         self.answer_reads(ctx.metrics);
         self.maybe_compact(ctx, false)
+    }
+
+    /// Second half of a round for a ready that must be durable before raft learns it
+    /// is (pipelined writes): raft is told the ready was handled but not persisted,
+    /// reads its entries from the engine's cache meanwhile, and keeps the entries it
+    /// cannot commit or apply until then. Returns the ready's number and the messages
+    /// that may leave only once it is durable (a follower's acknowledgements, votes),
+    /// for [`Peer::on_persisted`]; and true when the raft log was compacted.
+    pub(crate) fn finish_ready_async(
+        &mut self,
+        mut rd: Ready,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<(u64, Vec<Message>, bool)> {
+        let number = rd.number();
+        let persisted = rd.take_persisted_messages();
+        if !rd.snapshot().is_empty() {
+            // raft counts the snapshot as applied, which it allows only once persisted.
+            self.snapshot_ready = Some(number);
+        }
+        self.node.advance_append_async(rd);
+        self.unpersisted += 1;
+        let deferred = std::mem::take(&mut self.deferred);
+        self.apply(deferred, ctx, false)?;
+        if self.snapshot_ready.is_none() {
+            self.node.advance_apply();
+        }
+        self.answer_reads(ctx.metrics);
+        let compacted = self.maybe_compact(ctx, false)?;
+        Ok((number, persisted, compacted))
+    }
+
+    /// The write holding the ready `number` (and every earlier one) is durable: raft
+    /// learns it (a leader may commit, a follower may apply) and the messages that
+    /// waited for it leave with the next round.
+    pub(crate) fn on_persisted(
+        &mut self,
+        number: u64,
+        persisted: Vec<Message>,
+        outbox: &mut Outbox,
+    ) {
+        self.node.on_persist_ready(number);
+        self.unpersisted = self.unpersisted.saturating_sub(1);
+        if self.snapshot_ready.is_some_and(|n| n <= number) {
+            self.snapshot_ready = None;
+            self.node.advance_apply();
+        }
+        if !persisted.is_empty() {
+            outbox.push_raft(self.id, persisted);
+        }
     }
 
     fn on_role(&mut self, role: StateRole, metrics: &Metrics) {

@@ -155,7 +155,9 @@ impl Worker {
             return answer(reply, Err(Error::GroupExists(group)));
         }
         match Peer::open(&self.config, spec, &self.engine, &self.logger) {
-            Ok(peer) => {
+            Ok(mut peer) => {
+                peer.epoch = self.next_epoch;
+                self.next_epoch += 1;
                 self.peers.insert(group, peer);
                 self.metrics.gauge(&self.metrics.groups, 1);
                 self.touch(group);
