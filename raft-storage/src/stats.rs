@@ -77,6 +77,8 @@ pub(crate) struct Counters {
     pub sync_nanos: AtomicU64,
     pub sync_latency: [AtomicU64; SYNC_LATENCY_BUCKETS],
     pub max_sync_nanos: AtomicU64,
+    /// Moving average of recent syncs (weight 1/8 each), nanoseconds.
+    pub recent_sync_nanos: AtomicU64,
     pub slow_syncs: AtomicU64,
     pub purged_segments: AtomicU64,
     pub rewritten_groups: AtomicU64,
@@ -108,6 +110,10 @@ impl Counters {
         add(&self.sync_nanos, nanos);
         add(&self.syncs, 1);
         self.max_sync_nanos.fetch_max(nanos, Ordering::Relaxed);
+        // Syncs run one at a time (group commit), so load and store do not race.
+        let recent = self.recent_sync_nanos.load(Ordering::Relaxed);
+        self.recent_sync_nanos
+            .store(recent - recent / 8 + nanos / 8, Ordering::Relaxed);
         if took >= SLOW_SYNC {
             add(&self.slow_syncs, 1);
             if took >= Duration::from_secs(1) {

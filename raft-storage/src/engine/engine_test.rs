@@ -325,8 +325,10 @@ fn a_deferred_write_is_readable_at_once_and_durable_after_sync_to() {
     batch.append(1, &entries(4..6, 1));
     let second = engine.write_deferred(&mut batch).unwrap();
     assert!(second.position > first.position);
+    assert_eq!(engine.recent_sync_time(), std::time::Duration::ZERO);
     // One sync covers both.
     engine.sync_to(second.position).unwrap();
+    assert!(engine.recent_sync_time() > std::time::Duration::ZERO);
     engine.sync_to(first.position).unwrap();
     assert_eq!(
         engine.stats().syncs,

@@ -279,6 +279,13 @@ impl LogEngine {
         !self.is_memory()
     }
 
+    /// How long this engine's recent `fdatasync`s took: a moving average (each sync
+    /// weighs an eighth), zero before the first. A writer can decide from it whether
+    /// to wait for its sync or to go on while another thread waits.
+    pub fn recent_sync_time(&self) -> std::time::Duration {
+        std::time::Duration::from_nanos(self.inner.stats.recent_sync_nanos.load(Ordering::Relaxed))
+    }
+
     /// True once a failed sync or write poisoned the engine.
     pub fn is_poisoned(&self) -> bool {
         self.inner.poisoned.load(Ordering::Acquire)
