@@ -45,6 +45,13 @@ pub struct MultiConfig {
     /// Sync the write-ahead log at the end of every round that wrote (true in
     /// production; tests of throughput may turn it off).
     pub sync: bool,
+    /// With `sync` and a durable log, a round waits for its own sync only while the
+    /// node's recent syncs take less than this on average (a fast device: handing the
+    /// sync to the worker's sync thread would cost more than the wait); slower syncs
+    /// run on the sync thread while the worker goes on with the next round.
+    /// `Duration::ZERO` always pipelines. Default 150 µs. A scheduler driven by a
+    /// [`crate::Driver`] does not look at the clock: it waits in every fourth round.
+    pub inline_sync_below: std::time::Duration,
     /// Randomize each group's election timeout within `[election_ticks, 2 *
     /// election_ticks)` (raft's defence against split votes; true by default). A
     /// deterministic simulation turns it off, since raft-rs draws from a thread-local
@@ -71,8 +78,16 @@ impl MultiConfig {
             compact_after_entries: 10_000,
             maintenance_ticks: 50,
             sync: true,
+            inline_sync_below: std::time::Duration::from_micros(150),
             election_jitter: true,
         }
+    }
+
+    /// Sets the average sync time below which a round waits for its own sync (see
+    /// [`MultiConfig::inline_sync_below`]).
+    pub fn inline_sync_below(mut self, below: std::time::Duration) -> Self {
+        self.inline_sync_below = below;
+        self
     }
 
     /// Sets the number of workers.

@@ -88,9 +88,6 @@ pub(crate) struct Peer {
     /// yet: until they are, later readies of this replica wait for a sync too, so that
     /// persistence is reported to raft in order.
     pub unpersisted: usize,
-    /// The number of an unpersisted ready that installs a raft snapshot: raft's applied
-    /// index moves to it only once it is durable.
-    snapshot_ready: Option<u64>,
 }
 
 impl Peer {
@@ -162,7 +159,6 @@ impl Peer {
             role,
             epoch: 0,
             unpersisted: 0,
-            snapshot_ready: None,
         })
     }
 

@@ -110,11 +110,15 @@ pub(crate) struct Worker {
     pipeline: Pipeline,
     /// The sync thread (pipelined, driven by threads).
     syncer: Option<Syncer>,
-    /// Manual mode: the newest write synced at the end of a round, completed at the
-    /// start of the next turn.
+    /// Manual mode: the newest write synced at the end of a round; it ripens in the
+    /// next turn and is completed in the one after, so rounds run (and may wait for
+    /// their own sync) while earlier writes are still in flight.
     synced: Option<u64>,
+    ripe: Option<u64>,
     /// The epoch the next replica created here gets.
     next_epoch: u64,
+    /// Rounds run that had work.
+    rounds: u64,
 }
 
 impl Worker {
@@ -167,7 +171,9 @@ impl Worker {
             pipeline: Pipeline::default(),
             syncer: None,
             synced: None,
+            ripe: None,
             next_epoch: 1,
+            rounds: 0,
         }
     }
 
@@ -321,9 +327,13 @@ impl Worker {
     /// Completes the writes the sync thread (or, driven by hand, the last round) made
     /// durable. True if any was.
     fn collect_synced(&mut self) -> bool {
-        if let Some(id) = self.synced.take() {
-            self.complete_writes(id);
-            return true;
+        if self.manual {
+            let ripe = std::mem::replace(&mut self.ripe, self.synced.take());
+            if let Some(id) = ripe {
+                self.complete_writes(id);
+                return true;
+            }
+            return false;
         }
         let Some(syncer) = &self.syncer else {
             return false;
@@ -383,6 +393,7 @@ impl Worker {
             return;
         }
         self.metrics.add(&self.metrics.rounds, 1);
+        self.rounds += 1;
         let active = std::mem::take(&mut self.active);
         let mut readies = Vec::new();
         let mut failed = Vec::new();
@@ -408,14 +419,34 @@ impl Worker {
         self.send_outbox();
         // Creators wait for their group's bootstrap to be durable: with nothing else to
         // write, an empty synced write waits for what was written before.
-        let pipelined = self.pipelined;
+        // Pipelined unless syncs are fast enough to wait for: they then cost less than
+        // the two thread hand-offs and the extra ready cycle of a pipelined write. A
+        // hand-driven worker does not look at the clock (a simulation replays from its
+        // seed): it waits for its sync in every fourth round and pipelines the others,
+        // so simulations cover both ways and the switch between them.
+        //
+        // A ready that installs a raft snapshot is always waited for: raft counts the
+        // snapshot as applied, which it allows only once persisted, and until then an
+        // election timeout would read entries the snapshot removed from the log.
+        let installs_snapshot = readies.iter().any(|(_, rd)| !rd.snapshot().is_empty());
+        let pipelined = self.pipelined
+            && !installs_snapshot
+            && if self.manual {
+                self.rounds % 4 != 0
+            } else {
+                self.engine.recent_sync_time() >= self.config.inline_sync_below
+            };
         let waits = pipelined
             && readies.iter().any(|(group, rd)| {
                 rd.must_sync() || self.peers.get(group).is_some_and(|p| p.unpersisted > 0)
             });
+        // A round that waits for its sync while writes are still with the sync thread
+        // waits for those too (a sync covers every write before it), so its replicas
+        // may finish their readies at once.
+        let catch_up = self.pipelined && !pipelined && !self.pipeline.in_flight.is_empty();
         let mut position = 0;
         let mut wrote = false;
-        if !self.batch.is_empty() || !self.created.is_empty() || waits {
+        if !self.batch.is_empty() || !self.created.is_empty() || waits || catch_up {
             let groups = self.batch.group_count() as u64;
             let written = if pipelined {
                 self.engine
@@ -454,6 +485,11 @@ impl Worker {
         // Reserved by commands that wrote nothing (a proposal raft dropped, an append it
         // rejected).
         self.room.release(&mut self.reserved);
+        if catch_up {
+            if let Some(last) = self.pipeline.in_flight.back().map(|w| w.id) {
+                self.complete_writes(last);
+            }
+        }
         let mut in_flight = InFlight {
             id: 0,
             position,
@@ -580,6 +616,7 @@ impl Worker {
     /// stopped (their proposers learn it from `fail_all`).
     fn drop_in_flight(&mut self) {
         self.synced = None;
+        self.ripe = None;
         for write in self.pipeline.in_flight.drain(..) {
             for reply in write.created {
                 answer(reply, Err(Error::Stopped));

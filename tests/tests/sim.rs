@@ -110,6 +110,11 @@ fn replay() {
 ///   crashed before raft applied the membership changes in between; its restart
 ///   started raft at the state machine's index and never learned them, and the group
 ///   lost a voter (now raft starts at the stored configuration's index).
+/// - 857: the commit index a `LightReady` carries was never stored; a compaction up
+///   to what it committed passed the stored commit and the restart refused the log.
+/// - 1820: a pipelined ready installing a raft snapshot left raft's applied index
+///   behind the log's new first index until it was durable, and an election timeout
+///   meanwhile read entries the snapshot had removed (now such a round waits).
 #[test]
 fn regressions() {
     let now = |seed: u64| {
@@ -118,7 +123,8 @@ fn regressions() {
     };
     let old = [(576, 5, 2, 1), (720, 5, 2, 1), (2244, 5, 2, 1)];
     for (seed, nodes, partitions, workers) in
-        old.into_iter().chain([now(336), now(1082), now(1588)])
+        old.into_iter()
+            .chain([now(336), now(1082), now(1588), now(857), now(1820)])
     {
         let mut config = SimConfig::for_seed(seed);
         config.nodes = nodes;

@@ -55,6 +55,13 @@ impl Peer {
             ctx.outbox.push_raft(self.id, rd.take_persisted_messages());
         }
         let mut light = self.node.advance_append(rd);
+        if light.commit_index().is_some() {
+            // raft counts this commit index as handed over and will not put it in a
+            // later ready's hard state: store it now, or a compaction up to what it
+            // commits could pass the stored commit and a restart would refuse the log.
+            ctx.batch
+                .set_hard_state(self.id, &self.node.raft.hard_state());
+        }
         if !light.messages().is_empty() {
             ctx.outbox.push_raft(self.id, light.take_messages());
         }
@@ -80,17 +87,12 @@ impl Peer {
     ) -> Result<(u64, Vec<Message>, bool)> {
         let number = rd.number();
         let persisted = rd.take_persisted_messages();
-        if !rd.snapshot().is_empty() {
-            // raft counts the snapshot as applied, which it allows only once persisted.
-            self.snapshot_ready = Some(number);
-        }
+        // (A ready installing a snapshot never comes here: the round waits for it.)
         self.node.advance_append_async(rd);
         self.unpersisted += 1;
         let deferred = std::mem::take(&mut self.deferred);
         self.apply(deferred, ctx, false)?;
-        if self.snapshot_ready.is_none() {
-            self.node.advance_apply();
-        }
+        self.node.advance_apply();
         self.answer_reads(ctx.metrics);
         let compacted = self.maybe_compact(ctx, false)?;
         Ok((number, persisted, compacted))
@@ -107,10 +109,6 @@ impl Peer {
     ) {
         self.node.on_persist_ready(number);
         self.unpersisted = self.unpersisted.saturating_sub(1);
-        if self.snapshot_ready.is_some_and(|n| n <= number) {
-            self.snapshot_ready = None;
-            self.node.advance_apply();
-        }
         if !persisted.is_empty() {
             outbox.push_raft(self.id, persisted);
         }

@@ -384,10 +384,12 @@ fn a_purge_spreads_the_compactions_it_asks_for_over_turns() {
 
 #[test]
 fn a_worker_goes_on_while_its_sync_runs_and_answers_no_proposal_before_it() {
+    // Pipelined whatever this disk's sync time.
     let config = MultiConfig::new(1)
         .workers(1)
         .ticks(1, 10)
-        .hibernate_after_ticks(0);
+        .hibernate_after_ticks(0)
+        .inline_sync_below(Duration::ZERO);
     let engine = raft_storage::LogEngine::open(raft_storage::EngineConfig::new(
         tempfile::tempdir().unwrap().keep(),
     ))
