@@ -42,8 +42,9 @@ pub struct MultiConfig {
     /// Ticks between checks that flush idle state machines, compact their logs and
     /// purge write-ahead-log segments.
     pub maintenance_ticks: usize,
-    /// Sync the write-ahead log at the end of every round that wrote (true in
-    /// production; tests of throughput may turn it off).
+    /// Sync every write of the write-ahead log before anything it holds is
+    /// acknowledged (in the round, or pipelined on the worker's sync thread: see
+    /// `inline_sync_below`). True in production; tests of throughput may turn it off.
     pub sync: bool,
     /// With `sync` and a durable log, a round waits for its own sync only while the
     /// node's recent syncs take less than this on average (a fast device: handing the

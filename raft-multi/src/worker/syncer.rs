@@ -11,8 +11,12 @@
 //! arrived while the previous one ran, and tells the worker the newest write it covered.
 //!
 //! A worker driven by hand ([`crate::Driver`]) has no thread: it syncs at the end of its
-//! round and completes the write at its next turn, so simulations step groups between a
+//! round and completes the write two turns later, so simulations step groups between a
 //! write and raft learning it is durable, as the threads do.
+//!
+//! A round may also wait for its own sync (see `Worker::round`): on a fast device, and
+//! when a replica installs a raft snapshot. That sync covers every write before it, so
+//! the writes still in flight are completed with it.
 
 use std::collections::VecDeque;
 use std::thread::JoinHandle;
