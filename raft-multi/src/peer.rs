@@ -544,6 +544,13 @@ impl Peer {
         Some(upto)
     }
 
+    /// True when a pipelined round must finish `rd` only once its write is durable: it
+    /// persists entries, a term or vote, or a snapshot, or an earlier ready of this
+    /// replica is still waiting (raft learns of persistence in order).
+    pub(crate) fn waits_for_sync(&self, rd: &raft::Ready) -> bool {
+        rd.must_sync() || self.unpersisted > 0
+    }
+
     /// True when raft made this replica leader while readies it took as a follower are
     /// not durable yet (a group with a single voter left elects at once): raft-rs
     /// requires those to be persisted before the first ready of a new leader, so its

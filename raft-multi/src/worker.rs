@@ -437,9 +437,9 @@ impl Worker {
                 self.engine.recent_sync_time() >= self.config.inline_sync_below
             };
         let waits = pipelined
-            && readies.iter().any(|(group, rd)| {
-                rd.must_sync() || self.peers.get(group).is_some_and(|p| p.unpersisted > 0)
-            });
+            && readies
+                .iter()
+                .any(|(group, rd)| self.peers.get(group).is_some_and(|p| p.waits_for_sync(rd)));
         // A round that waits for its sync while writes are still with the sync thread
         // waits for those too (a sync covers every write before it), so its replicas
         // may finish their readies at once.
@@ -519,7 +519,7 @@ impl Worker {
                 let Some(peer) = peers.get_mut(&group) else {
                     continue;
                 };
-                let finished = if pipelined && (rd.must_sync() || peer.unpersisted > 0) {
+                let finished = if pipelined && peer.waits_for_sync(&rd) {
                     peer.finish_ready_async(rd, &mut ctx)
                         .map(|(number, persisted, compacted)| {
                             in_flight.readies.push(PendingReady {
