@@ -444,6 +444,7 @@ impl Peer {
             self.hibernated = true;
             self.idle_ticks = 0;
             metrics.gauge(&metrics.hibernated, 1);
+            self.node.store().release_memory();
         }
     }
 
@@ -487,6 +488,8 @@ impl Peer {
             }
             self.hibernated = true;
             ctx.metrics.gauge(&ctx.metrics.hibernated, 1);
+            // Compactions keep the room a busy log grew; asleep, it needs none.
+            self.node.store().release_memory();
         }
     }
 

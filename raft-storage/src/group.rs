@@ -55,6 +55,10 @@ pub(crate) struct GroupState {
     pub index: VecDeque<IndexEntry>,
     pub cache: VecDeque<Entry>,
     pub cache_bytes: usize,
+    /// The most entries `index` and `cache` held since the last compaction: a compaction
+    /// keeps that much room, so a busy group does not regrow (and copy) its buffers
+    /// every cycle.
+    pub peak: (usize, usize),
     /// Log position just past the frame of this group's last append to a file (0: none,
     /// as on the in-memory engine): once the file is flushed that far, every cached entry
     /// can be read back from it.
@@ -83,12 +87,22 @@ impl Default for GroupState {
             index: VecDeque::new(),
             cache: VecDeque::new(),
             cache_bytes: 0,
+            peak: (0, 0),
             appended_at: 0,
             snapshot: None,
             pins: Pins::default(),
             soft: None,
             removed: false,
         }
+    }
+}
+
+/// Shrinks `deque` to twice `max(len, keep)` once it has more than four times that
+/// room (and more than a few slots): a load as large again still fits.
+fn shrink_deque<T>(deque: &mut VecDeque<T>, keep: usize) {
+    let need = deque.len().max(keep);
+    if deque.capacity() > 16 && need < deque.capacity() / 4 {
+        deque.shrink_to(2 * need);
     }
 }
 
@@ -196,6 +210,10 @@ impl GroupState {
                 self.cache.push_back(entry);
             }
         }
+        self.peak = (
+            self.peak.0.max(self.index.len()),
+            self.peak.1.max(self.cache.len()),
+        );
     }
 
     /// Drops entries from `idx` on (`idx > first_index - 1`).
@@ -257,17 +275,25 @@ impl GroupState {
         self.first_index = first;
         self.prev_term = prev_term;
         self.soft = None;
-        self.shrink();
+        self.shrink(true);
     }
 
-    /// Gives back memory a compaction freed, so idle groups stay small.
-    fn shrink(&mut self) {
-        if self.index.capacity() > 16 && self.index.len() < self.index.capacity() / 4 {
-            self.index.shrink_to_fit();
-        }
-        if self.cache.capacity() > 16 && self.cache.len() < self.cache.capacity() / 4 {
-            self.cache.shrink_to_fit();
-        }
+    /// Gives back memory a compaction freed, so groups that slowed down stay small.
+    /// `keep_peak`: keep room for as many entries as the group held since the last
+    /// compaction (it will hold as many again before the next one if its load holds:
+    /// growing back would copy the whole log and fault in fresh pages, every cycle);
+    /// else shrink to what is held now.
+    fn shrink(&mut self, keep_peak: bool) {
+        let (peak_index, peak_cache) = if keep_peak { self.peak } else { (0, 0) };
+        shrink_deque(&mut self.index, peak_index);
+        shrink_deque(&mut self.cache, peak_cache);
+        self.peak = (self.index.len(), self.cache.len());
+    }
+
+    /// Gives back the room beyond the entries held, when that is most of it (for a
+    /// group going idle).
+    pub fn release_memory(&mut self) {
+        self.shrink(false);
     }
 
     /// MemStorage::apply_snapshot semantics.
@@ -278,7 +304,7 @@ impl GroupState {
         self.prev_term = meta.term;
         self.index.clear();
         self.drop_cache();
-        self.shrink();
+        self.shrink(false);
         self.hard_state.term = self.hard_state.term.max(meta.term);
         self.hard_state.commit = meta.index;
         self.conf_state = meta.get_conf_state().clone();

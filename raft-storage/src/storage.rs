@@ -128,6 +128,17 @@ impl GroupStorage {
     pub fn saved_snapshot(&self) -> Option<(u64, u64)> {
         self.with_state(|g| g.snapshot)
     }
+
+    /// Gives back the room the group's in-memory log keeps beyond the entries it holds,
+    /// when that is most of it. A compaction keeps room for as many entries as the
+    /// group held since the compaction before (a busy group fills it again); a caller
+    /// that knows the group went idle, such as a scheduler putting it to sleep, calls
+    /// this so idle groups stay small.
+    pub fn release_memory(&self) {
+        if let Some(cell) = self.cell() {
+            cell.write().release_memory();
+        }
+    }
 }
 
 impl raft::Storage for GroupStorage {

@@ -439,3 +439,44 @@ fn a_worker_goes_on_while_its_sync_runs_and_answers_no_proposal_before_it() {
     assert!(m.syncs > 0 && m.syncs <= m.writes, "{m:?}");
     multi.shutdown();
 }
+
+/// Compactions keep the room a busy log grew (a busy group fills it again); a group
+/// falling asleep gives it back on every replica.
+#[test]
+fn a_group_falling_asleep_gives_back_the_room_its_busy_log_grew() {
+    let config = |id| {
+        MultiConfig::new(id)
+            .workers(1)
+            .ticks(1, 10)
+            .hibernate_after_ticks(3)
+            .compact_after_entries(1)
+    };
+    let mut c = Cluster::with_config(3, Engine::Memory, config);
+    c.create_group(1, &[1, 2, 3]);
+    let leader = c.wait_leader(1);
+    // A burst: hundreds of entries reach each log before the compaction that follows.
+    let multi = c.multi(leader).clone();
+    let burst =
+        futures::future::join_all((0..600u32).map(|i| multi.propose(1, i.to_le_bytes().to_vec())));
+    for answer in block(burst) {
+        answer.unwrap();
+    }
+    c.wait_converged(1, 600);
+    wait_until("the group to hibernate on every node", || {
+        (1..=3)
+            .all(|n| c.multi(n).metrics().hibernated == 1)
+            .then_some(())
+    })
+    .unwrap();
+    for (id, node) in &c.nodes {
+        let storage = node.engine.group(1);
+        let held = (storage.last_index() + 1 - storage.first_index()) as usize;
+        let size = node.engine.group_memory_size(1);
+        // Room for twice the entries held, their data, and the fixed part.
+        let bound = 2048 + held * 2 * (std::mem::size_of::<raft::eraftpb::Entry>() + 64);
+        assert!(
+            size <= bound,
+            "node {id}: {size} bytes for {held} entries held (bound {bound})"
+        );
+    }
+}

@@ -221,10 +221,49 @@ fn an_idle_compacted_group_costs_under_one_kib() {
         batch.compact(group, 50);
     }
     engine.write(&mut batch, true).unwrap();
+    // The compaction keeps room for the 49 entries the group just held: busy, it would
+    // fill that room again. A scheduler putting the group to sleep releases it.
+    let kept = engine.group_memory_size(7);
+    engine.group(7).release_memory();
     let size = engine.group_memory_size(7);
-    println!("idle compacted group: {size} bytes of index overhead");
+    println!("idle compacted group: {size} bytes of index overhead ({kept} before release)");
     assert!(size < 1024, "{size} bytes");
+    assert!(
+        kept > size + 49 * std::mem::size_of::<Entry>() / 2,
+        "{kept} bytes kept"
+    );
     assert_eq!(engine.group(7).term(49), Ok(3));
+}
+
+#[test]
+fn compactions_keep_the_room_a_busy_group_fills_and_free_it_once_it_slows() {
+    let engine = LogEngine::in_memory();
+    let mut batch = LogBatch::new();
+    let mut next = 1;
+    let mut cycle = |engine: &LogEngine, batch: &mut LogBatch, count: u64| {
+        batch.append(3, &entries(next..next + count, 1));
+        next += count;
+        engine.write(batch, false).unwrap();
+        // Compact all but the last entry, as a leader whose followers are caught up.
+        batch.compact(3, next - 1);
+        engine.write(batch, false).unwrap();
+        engine.group_memory_size(3)
+    };
+    // The buffers grow in the first cycles (the second holds one entry more than the
+    // first) ...
+    cycle(&engine, &mut batch, 1000);
+    let first = cycle(&engine, &mut batch, 1000);
+    assert!(first > 1000 * std::mem::size_of::<Entry>(), "{first} bytes");
+    // ... then, under a steady load, stay as they are (no regrowth: no copy of the log).
+    for _ in 0..5 {
+        assert_eq!(cycle(&engine, &mut batch, 1000), first);
+    }
+    // The load drops to a tenth: the next compaction keeps room for that much only.
+    let slow = cycle(&engine, &mut batch, 100);
+    assert!(slow < first / 4, "{slow} of {first} bytes");
+    assert_eq!(cycle(&engine, &mut batch, 100), slow);
+    assert_eq!(engine.group(3).last_index(), next - 1);
+    assert_eq!(engine.group(3).first_index(), next - 1);
 }
 
 #[test]
