@@ -203,6 +203,12 @@ pub(crate) fn render(inner: &NodeInner) -> String {
         "Segments purged.",
         wal.purged_segments,
     );
+    metric(
+        "chronik_wal_recycled_segments_total",
+        "counter",
+        "Segments started on a purged segment's file (its blocks already on disk).",
+        wal.recycled_segments,
+    );
     let (count, sum, max) = inner.produce_latency.read();
     metric(
         "chronik_produce_committed_total",

@@ -161,19 +161,40 @@ impl From<FrameError> for CorruptionKind {
 }
 
 /// Reads the frame at the start of `bytes`: its payload and total length.
-pub(crate) fn read_frame(bytes: &[u8]) -> std::result::Result<(&[u8], usize), FrameError> {
+pub(crate) fn read_frame(
+    bytes: &[u8],
+    segment: Option<u32>,
+) -> std::result::Result<(&[u8], usize), FrameError> {
     let header = bytes.get(..FRAME_HEADER).ok_or(FrameError::Truncated)?;
     let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
     let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
     let total = FRAME_HEADER.checked_add(len).ok_or(FrameError::Truncated)?;
     let framed = bytes.get(8..total).ok_or(FrameError::Truncated)?;
-    if crc32c::crc32c(framed) != crc {
+    let expected = match segment {
+        Some(id) => crc32c::crc32c_append(crc32c::crc32c(&id.to_le_bytes()), framed),
+        None => crc32c::crc32c(framed),
+    };
+    if expected != crc {
         return Err(FrameError::Checksum);
     }
     if framed[0] != FRAME_BATCH {
         return Err(FrameError::UnknownType(framed[0]));
     }
     Ok((&framed[1..], total))
+}
+
+/// Binds an encoded frame (whose CRC covers its type and payload) to segment `segment`:
+/// its CRC becomes that of the id's four bytes followed by the type and payload, so that
+/// a frame left in a reused file by an older segment never passes for one of this
+/// segment's (format version 2).
+pub(crate) fn seal_frame(frame: &mut [u8], segment: u32) {
+    if frame.len() < FRAME_HEADER {
+        return;
+    }
+    let content = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
+    let seed = crc32c::crc32c(&segment.to_le_bytes());
+    let crc = crc32c::crc32c_combine(seed, content, frame.len() - 8);
+    frame[4..8].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// One decoded record; entries stay encoded in the frame.

@@ -70,7 +70,7 @@ fn a_batch_round_trips_with_entry_offsets() {
     let mut buf = vec![0xee; 5]; // frames may start anywhere in the buffer
     let mut offsets = Vec::new();
     encode_batch(&ops, &mut buf, &mut offsets).unwrap();
-    let (payload, total) = read_frame(&buf[5..]).unwrap();
+    let (payload, total) = read_frame(&buf[5..], None).unwrap();
     assert_eq!(total, buf.len() - 5);
     assert_eq!(offsets.len(), 3);
     let mut kinds = Vec::new();
@@ -119,7 +119,7 @@ fn damaged_frames_are_told_apart() {
     encode_batch(&sample_ops(), &mut buf, &mut Vec::new()).unwrap();
     for cut in 0..buf.len() {
         assert_eq!(
-            read_frame(&buf[..cut]).map(|_| ()),
+            read_frame(&buf[..cut], None).map(|_| ()),
             Err(FrameError::Truncated),
             "cut at {cut}"
         );
@@ -127,14 +127,17 @@ fn damaged_frames_are_told_apart() {
     for at in 0..buf.len() {
         let mut flipped = buf.clone();
         flipped[at] ^= 0x01;
-        assert!(read_frame(&flipped).is_err(), "bit flip at {at} undetected");
+        assert!(
+            read_frame(&flipped, None).is_err(),
+            "bit flip at {at} undetected"
+        );
     }
     let mut wrong_type = buf.clone();
     wrong_type[8] = 9;
     let crc = crc32c::crc32c(&wrong_type[8..]);
     wrong_type[4..8].copy_from_slice(&crc.to_le_bytes());
     assert_eq!(
-        read_frame(&wrong_type).map(|_| ()),
+        read_frame(&wrong_type, None).map(|_| ()),
         Err(FrameError::UnknownType(9))
     );
 }
@@ -163,4 +166,26 @@ fn undecodable_records_are_errors_not_guesses() {
     body.extend_from_slice(&5u32.to_le_bytes());
     assert_eq!(entry_spans(&body, 2), Err(CorruptionKind::Truncated));
     assert_eq!(entry_spans(&[0u8; 3], 0), Err(CorruptionKind::Inconsistent));
+}
+
+#[test]
+fn a_sealed_frame_reads_only_as_its_own_segments() {
+    let mut buf = Vec::new();
+    encode_batch(&sample_ops(), &mut buf, &mut Vec::new()).unwrap();
+    let unsealed = buf.clone();
+    seal_frame(&mut buf, 7);
+    let (payload, total) = read_frame(&buf, Some(7)).unwrap();
+    assert_eq!(total, buf.len());
+    assert_eq!(payload, &unsealed[FRAME_HEADER..]);
+    // The same bytes as another segment's frame, or as a version 1 frame: a bad CRC.
+    assert!(matches!(
+        read_frame(&buf, Some(8)),
+        Err(FrameError::Checksum)
+    ));
+    assert!(matches!(read_frame(&buf, None), Err(FrameError::Checksum)));
+    assert!(matches!(
+        read_frame(&unsealed, Some(7)),
+        Err(FrameError::Checksum)
+    ));
+    assert!(read_frame(&unsealed, None).is_ok());
 }

@@ -12,7 +12,8 @@
 //!   index, a bounded entry cache and, for older entries, the segment files.
 //! - Reopening replays the log, cuts a torn tail at the first bad frame and refuses (with a
 //!   typed error naming file and offset) damage anywhere else. A failed `fdatasync` poisons
-//!   the engine. [`LogEngine::purge_expired`] deletes segments no group needs.
+//!   the engine. [`LogEngine::purge_expired`] deletes segments no group needs (keeping a few of
+//!   their files to become later segments: syncs over blocks already on disk are cheaper).
 //! - [`LogEngine::in_memory`] has the same API without files.
 //!
 //! The on-disk format is described in `FORMAT.md`.

@@ -43,6 +43,9 @@ pub struct EngineStats {
     pub slow_syncs: u64,
     /// Segments deleted by purge.
     pub purged_segments: u64,
+    /// Segments started on a purged segment's file (see
+    /// [`EngineConfig::recycle_segments`](crate::EngineConfig::recycle_segments)).
+    pub recycled_segments: u64,
     /// Checkpoint records rewritten forward by purge so idle groups do not pin old segments.
     pub rewritten_groups: u64,
     /// Bytes of log replayed by recovery.
@@ -81,6 +84,7 @@ pub(crate) struct Counters {
     pub recent_sync_nanos: AtomicU64,
     pub slow_syncs: AtomicU64,
     pub purged_segments: AtomicU64,
+    pub recycled_segments: AtomicU64,
     pub rewritten_groups: AtomicU64,
     pub recovered_bytes: AtomicU64,
     pub recovery_tail_cuts: AtomicU64,
@@ -138,6 +142,7 @@ impl Counters {
             max_sync_nanos: get(&self.max_sync_nanos),
             slow_syncs: get(&self.slow_syncs),
             purged_segments: get(&self.purged_segments),
+            recycled_segments: get(&self.recycled_segments),
             rewritten_groups: get(&self.rewritten_groups),
             recovered_bytes: get(&self.recovered_bytes),
             recovery_tail_cuts: get(&self.recovery_tail_cuts),

@@ -160,3 +160,36 @@ fn small_lagging_groups_are_rewritten_forward() {
     let engine = LogEngine::open(config(dir.path())).unwrap();
     assert_eq!(dump_all(&engine, &[1, 2]), expected);
 }
+
+#[test]
+fn purge_keeps_a_few_files_for_reuse_and_later_segments_take_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = LogEngine::open(config(dir.path()).rewrite_threshold(0)).unwrap();
+    fill(&engine, 1, 60);
+    compact_all(&engine, 1);
+    engine.purge_expired().unwrap();
+    assert_eq!(kept_files(dir.path()), 2, "the default keeps two");
+    assert_eq!(engine.stats().recycled_segments, 0);
+    // The next rotations take them.
+    fill(&engine, 1, 40);
+    assert!(engine.stats().recycled_segments >= 2);
+    assert_eq!(dump(&engine, 1).entries.len(), 40);
+    let before = dump(&engine, 1);
+    drop(engine);
+    // A reopen keeps the kept files up to the number configured, and deletes the rest.
+    let engine = LogEngine::open(config(dir.path()).recycle_segments(1)).unwrap();
+    assert_eq!(dump(&engine, 1), before);
+    assert!(kept_files(dir.path()) <= 1);
+    compact_all(&engine, 1);
+    engine.purge_expired().unwrap();
+    assert_eq!(kept_files(dir.path()), 1);
+    drop(engine);
+    // With none configured, purge deletes every file.
+    let engine = LogEngine::open(config(dir.path()).recycle_segments(0)).unwrap();
+    assert_eq!(kept_files(dir.path()), 0);
+    fill(&engine, 1, 60);
+    compact_all(&engine, 1);
+    engine.purge_expired().unwrap();
+    assert_eq!(kept_files(dir.path()), 0);
+    assert_eq!(engine.stats().recycled_segments, 0);
+}

@@ -1,8 +1,9 @@
 //! `bench wal`: the write-ahead log's group commit against one `fdatasync` per write on
 //! a plain file (N writer threads, synced appends of small entries), and the engine's
 //! synced 64 KiB batches against the raw disk (sequential 64 KiB write + `fdatasync`
-//! on a plain file: the physical limit). Runs alternate, so noise from neighbours
-//! hits both alike.
+//! on a plain file: the physical limit), and a log that compacts and purges as it
+//! goes, with purged segment files reused against without. Runs alternate, so noise
+//! from neighbours hits both alike.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -134,9 +135,101 @@ pub fn run(common: &Common, args: WalArgs) -> Result<Report, BenchError> {
     }
     progress.set_message("wal: bandwidth");
     bandwidth(common, args.bandwidth_mib, &mut report)?;
+    progress.set_message("wal: reused segment files");
+    for &threads in &args.writers {
+        recycling(common, threads, duration, args.entry_bytes, &mut report)?;
+    }
     progress.finish_and_clear();
     report.ratios("engine", "raw_disk", &["mb_per_sec"]);
+    for &threads in &args.writers {
+        report.ratios(
+            &format!("reused_files_writers_{threads}"),
+            &format!("new_files_writers_{threads}"),
+            &["writes_per_sec"],
+        );
+    }
     Ok(report)
+}
+
+/// Segment size of the steady-state runs: small, so that they purge and rotate often.
+const STEADY_SEGMENT: u64 = 512 << 10;
+
+/// A log in its steady state, compacting and purging as it writes: `threads` writers,
+/// each with its own group, write synced entries; each compacts its group every 256
+/// writes, and writer 0 purges. One engine keeps purged segment files for reuse (the
+/// default), the other deletes them; both are first written until the first has reused
+/// a file, then measured in alternation.
+fn recycling(
+    common: &Common,
+    threads: u64,
+    duration: Duration,
+    size: usize,
+    report: &mut Report,
+) -> Result<(), BenchError> {
+    let dir = common.temp_dir()?;
+    let open = |name: &str, files: usize| {
+        LogEngine::open(
+            EngineConfig::new(dir.path().join(name))
+                .segment_size(STEADY_SEGMENT)
+                .purge_lag_segments(1)
+                .recycle_segments(files),
+        )
+    };
+    let engines = [open("reused", 2)?, open("new", 0)?];
+    let next: Vec<Arc<Vec<AtomicU64>>> = (0..2)
+        .map(|_| Arc::new((0..threads).map(|_| AtomicU64::new(1)).collect()))
+        .collect();
+    let write = |engine: &LogEngine, next: &Arc<Vec<AtomicU64>>| {
+        let (engine, next) = (engine.clone(), Arc::clone(next));
+        move |group: u64| -> Result<(), BenchError> {
+            let index = next[group as usize].fetch_add(1, Ordering::Relaxed);
+            let mut batch = LogBatch::new();
+            batch.append(group + 1, &[entry(index, size)]);
+            if index % 256 == 0 {
+                batch.compact(group + 1, index);
+            }
+            engine.write(&mut batch, true)?;
+            if group == 0 && index % 256 == 0 {
+                engine.purge_expired()?;
+            }
+            Ok(())
+        }
+    };
+    // Warm up: write until the first engine has reused a file, then as much into the
+    // second (bounded: the pool fills once purge has run past two segments).
+    let limit = STEADY_SEGMENT / size.max(1) as u64 * 16;
+    let mut writes = 0;
+    let first = write(&engines[0], &next[0]);
+    while engines[0].stats().recycled_segments == 0 && writes < limit {
+        first(writes % threads)?;
+        writes += 1;
+    }
+    let second = write(&engines[1], &next[1]);
+    for i in 0..writes {
+        second(i % threads)?;
+    }
+    let (mut reused, mut new) = (0.0, 0.0);
+    for _ in 0..2 {
+        reused += writers(threads, duration, write(&engines[0], &next[0]))? / 2.0;
+        new += writers(threads, duration, write(&engines[1], &next[1]))? / 2.0;
+    }
+    let files = engines[0].stats().recycled_segments;
+    report.add(
+        &format!("reused_files_writers_{threads}"),
+        "writes_per_sec",
+        reused,
+    );
+    report.add(
+        &format!("reused_files_writers_{threads}"),
+        "files_reused",
+        files as f64,
+    );
+    report.add(
+        &format!("new_files_writers_{threads}"),
+        "writes_per_sec",
+        new,
+    );
+    Ok(())
 }
 
 /// Sequential 64 KiB + fdatasync: raw file against the engine, alternating rounds.

@@ -203,11 +203,16 @@ impl LogEngine {
             .open(&lock_path)?;
         fs2::FileExt::try_lock_exclusive(&lock).map_err(|_| Error::Locked { path: lock_path })?;
         let recovered = crate::wal::recovery::recover(dir)?;
-        let wal = crate::wal::Wal::new(dir, config.get_segment_size(), &recovered.segments)?;
+        let wal = crate::wal::Wal::new(
+            dir,
+            config.get_segment_size(),
+            config.get_recycle_segments(),
+            &recovered.segments,
+        )?;
         let next = recovered
             .segments
             .last()
-            .map_or(Some(1), |last| last.checked_add(1));
+            .map_or(Some(1), |&(last, _)| last.checked_add(1));
         let next = next.ok_or(Error::TooLarge { size: usize::MAX })?;
         let active = wal.create(next, recovered.last_segment_len)?;
         let mut groups = recovered.groups;

@@ -207,7 +207,15 @@ impl LogEngine {
             let started = std::time::Instant::now();
             wal.rotate(active)?;
             self.inner.stats.record_sync(started.elapsed());
+            if active.is_recycled() {
+                self.inner
+                    .stats
+                    .recycled_segments
+                    .fetch_add(1, Ordering::Relaxed);
+            }
         }
+        // The frame's CRC binds it to the segment it lands in.
+        crate::codec::seal_frame(&mut state.buf[start..start + len], active.id);
         let placed = (active.id, active.len + start as u64);
         if flush {
             wal.append(active, &state.buf)?;

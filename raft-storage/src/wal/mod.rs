@@ -7,7 +7,7 @@ pub(crate) mod snapshot_file;
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +20,14 @@ use raft::eraftpb::Entry;
 use crate::codec::ENTRY_PREFIX;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::group::IndexEntry;
-use segment::{create_segment, segment_path, sync_dir, SEGMENT_HEADER};
+use segment::{
+    adopt_segment, create_segment, list_recycled, recycled_path, segment_path, sync_dir,
+    SEGMENT_HEADER,
+};
+
+/// The end of the frames in a segment whose file runs further (a recycled file's old
+/// content): nine zeros where the next frame header would start.
+const END_MARKER: [u8; crate::codec::FRAME_HEADER] = [0; crate::codec::FRAME_HEADER];
 
 /// The segment new frames go to. Owned by the engine's write lock.
 #[derive(Debug)]
@@ -28,6 +35,16 @@ pub(crate) struct ActiveSegment {
     pub id: u32,
     pub file: Arc<File>,
     pub len: u64,
+    /// The file's length when it became this segment: a recycled file holds an older
+    /// segment's bytes up to here (a new file: just the header).
+    pub stale_end: u64,
+}
+
+impl ActiveSegment {
+    /// True if the segment is a recycled file.
+    pub fn is_recycled(&self) -> bool {
+        self.stale_end > SEGMENT_HEADER as u64
+    }
 }
 
 /// Segment files of one engine directory.
@@ -35,6 +52,10 @@ pub(crate) struct ActiveSegment {
 pub(crate) struct Wal {
     dir: PathBuf,
     segment_size: u64,
+    /// Purged segment files kept to become new segments, at most.
+    recycle_max: usize,
+    /// Purged segment files kept, oldest first.
+    pool: parking_lot::Mutex<std::collections::VecDeque<PathBuf>>,
     /// Read handles of every live segment, the active one included.
     readers: RwLock<BTreeMap<u32, Arc<File>>>,
     /// Final lengths of the sealed segments (every live one but the active one).
@@ -44,18 +65,36 @@ pub(crate) struct Wal {
 }
 
 impl Wal {
-    pub fn new(dir: &Path, segment_size: u64, segments: &[u32]) -> Result<Wal> {
+    /// The log in `dir` with its recovered segments: (id, final length) ascending. Keeps
+    /// up to `recycle_max` purged segment files found in `dir` for reuse.
+    pub fn new(
+        dir: &Path,
+        segment_size: u64,
+        recycle_max: usize,
+        segments: &[(u32, u64)],
+    ) -> Result<Wal> {
         let mut readers = BTreeMap::new();
         let mut sealed = BTreeMap::new();
-        for &id in segments {
+        for &(id, len) in segments {
             let file = File::open(segment_path(dir, id))?;
-            sealed.insert(id, file.metadata()?.len());
+            sealed.insert(id, len);
             readers.insert(id, Arc::new(file));
         }
         let sealed_bytes = sealed.values().sum();
+        let mut pool = std::collections::VecDeque::new();
+        for id in list_recycled(dir)? {
+            let path = recycled_path(dir, id);
+            if pool.len() < recycle_max {
+                pool.push_back(path);
+            } else {
+                std::fs::remove_file(path)?;
+            }
+        }
         Ok(Wal {
             dir: dir.to_path_buf(),
             segment_size,
+            recycle_max,
+            pool: parking_lot::Mutex::new(pool),
             readers: RwLock::new(readers),
             sealed: parking_lot::Mutex::new(sealed),
             sealed_bytes: AtomicU64::new(sealed_bytes),
@@ -67,22 +106,41 @@ impl Wal {
     }
 
     /// Starts segment `id` (recording `prev_len`, the final length of the segment before
-    /// it) and registers it for reads.
+    /// it) and registers it for reads: a purged segment's file if one is kept (its blocks
+    /// are on disk already, so syncs of frames written over them write data only), else
+    /// a new file.
     pub fn create(&self, id: u32, prev_len: u64) -> Result<ActiveSegment> {
         // Segments stay under 4 GiB; a length that does not fit is recorded as unknown.
         let prev_len = u32::try_from(prev_len).unwrap_or(0);
-        let file = Arc::new(create_segment(&self.dir, id, prev_len)?);
+        let recycled = self.pool.lock().pop_front();
+        let adopted = recycled.and_then(|path| {
+            adopt_segment(&self.dir, &path, id, prev_len)
+                .inspect_err(|error| {
+                    tracing::warn!(path = %path.display(), %error, "a kept segment file could not be reused; starting a new one");
+                    let _ = std::fs::remove_file(&path);
+                })
+                .ok()
+        });
+        let (file, stale_end) = match adopted {
+            Some(adopted) => adopted,
+            None => (
+                create_segment(&self.dir, id, prev_len)?,
+                SEGMENT_HEADER as u64,
+            ),
+        };
+        let file = Arc::new(file);
         self.readers.write().insert(id, Arc::clone(&file));
         Ok(ActiveSegment {
             id,
             file,
             len: SEGMENT_HEADER as u64,
+            stale_end,
         })
     }
 
     /// True if a frame of `len` bytes does not fit in the active segment (an empty segment
-    /// takes any frame).
-    /// `current` is the segment's length including frames not written yet.
+    /// takes any frame). `current` is the segment's length including frames not written
+    /// yet.
     pub fn needs_rotation(&self, current: u64, len: usize) -> bool {
         current > SEGMENT_HEADER as u64 && current + len as u64 > self.segment_size
     }
@@ -90,6 +148,13 @@ impl Wal {
     /// Seals the active segment (durably) and starts the next one.
     pub fn rotate(&self, active: &mut ActiveSegment) -> Result<()> {
         active.file.sync_data()?;
+        if active.stale_end > active.len {
+            // Drop the old bytes after the frames. Not synced: if a crash loses this,
+            // recovery stops at the length the next segment's header records.
+            if let Err(error) = active.file.set_len(active.len) {
+                tracing::debug!(segment = active.id, %error, "old end of a sealed segment kept");
+            }
+        }
         let next = active
             .id
             .checked_add(1)
@@ -106,11 +171,18 @@ impl Wal {
         self.sealed_bytes.load(Ordering::Acquire)
     }
 
-    /// Writes one frame with one `write` call; returns its offset in the segment.
+    /// Writes one frame at the segment's end with one `pwrite` call; returns its offset
+    /// in the segment. In a recycled file, nine zeros follow it (the next frame
+    /// overwrites them), so that recovery knows where the frames end and the old bytes
+    /// begin.
     pub fn append(&self, active: &mut ActiveSegment, frame: &[u8]) -> io::Result<u64> {
         let offset = active.len;
-        (&*active.file).write_all(frame)?;
-        active.len += frame.len() as u64;
+        active.file.write_all_at(frame, offset)?;
+        let end = offset + frame.len() as u64;
+        if active.stale_end > end {
+            active.file.write_all_at(&END_MARKER, end)?;
+        }
+        active.len = end;
         Ok(offset)
     }
 
@@ -119,7 +191,8 @@ impl Wal {
         self.readers.read().keys().copied().collect()
     }
 
-    /// Deletes segments below `bound` (never the active one); returns how many went.
+    /// Deletes segments below `bound` (never the active one), keeping up to the
+    /// configured number of their files for reuse; returns how many went.
     pub fn purge_below(&self, bound: u32) -> Result<u64> {
         let doomed: Vec<u32> = self
             .readers
@@ -132,12 +205,21 @@ impl Wal {
         }
         // Ascending order: an interrupted purge leaves a suffix, which recovery expects.
         for &id in &doomed {
-            match std::fs::remove_file(segment_path(&self.dir, id)) {
+            self.readers.write().remove(&id);
+            let path = segment_path(&self.dir, id);
+            let mut pool = self.pool.lock();
+            let outcome = if pool.len() < self.recycle_max {
+                let kept = recycled_path(&self.dir, id);
+                std::fs::rename(&path, &kept).map(|()| pool.push_back(kept))
+            } else {
+                std::fs::remove_file(&path)
+            };
+            drop(pool);
+            match outcome {
                 Ok(()) => {}
                 Err(error) if error.kind() == io::ErrorKind::NotFound => {}
                 Err(error) => return Err(error.into()),
             }
-            self.readers.write().remove(&id);
             if let Some(len) = self.sealed.lock().remove(&id) {
                 self.sealed_bytes.fetch_sub(len, Ordering::AcqRel);
             }

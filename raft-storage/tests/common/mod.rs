@@ -67,6 +67,20 @@ pub fn segments(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// Purged segment files kept for reuse in `dir`.
+pub fn kept_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .expect("read dir")
+        .filter(|e| {
+            e.as_ref()
+                .expect("dir entry")
+                .path()
+                .extension()
+                .is_some_and(|x| x == "recycle")
+        })
+        .count()
+}
+
 /// Copies every file of `from` into `to`.
 pub fn copy_dir(from: &Path, to: &Path) {
     for entry in std::fs::read_dir(from).expect("read dir") {

@@ -97,7 +97,8 @@ impl SimNode {
         assigned: &[(GroupId, Option<Vec<NodeId>>)],
         now: u64,
     ) -> Result<(), SimError> {
-        let engine = LogEngine::open(EngineConfig::new(self.wal_dir()).segment_size(32 * 1024))
+        let config = EngineConfig::new(self.wal_dir()).segment_size(32 * 1024);
+        let engine = LogEngine::open(config)
             .map_err(|e| SimError::Node(self.id, format!("recovery failed: {e}")))?;
         let (multi, driver) = MultiRaft::start_manual(
             multi_config(self.id, self.workers),
@@ -199,24 +200,28 @@ impl SimNode {
             if let (Some((path, before)), Some((newest, after))) =
                 (before, newest_segment(&self.wal_dir()))
             {
-                if path == newest && after > before {
-                    cut = Some((newest, before, after));
+                // The bytes the failed round changed (it may have reused a purged
+                // segment's file, whose old bytes follow the frames).
+                let first = before.iter().zip(&after).position(|(a, b)| a != b);
+                let first = first.unwrap_or(before.len().min(after.len()));
+                if path == newest && first < after.len() {
+                    cut = Some((newest, before, after, first));
                 }
             }
         }
         drop(running);
-        if let Some((path, before, after)) = cut {
-            let keep = rng.random_range(before..after);
+        if let Some((path, before, after, first)) = cut {
+            let keep = rng.random_range(first..after.len());
             let garbage = rng.random_bool(0.3);
-            tear(&path, keep, garbage, rng)
+            tear(&path, &before, &after, keep, garbage, rng)
                 .map_err(|e| SimError::Node(self.id, format!("tearing the log: {e}")))?;
         }
         Ok(())
     }
 }
 
-/// The newest segment file of a log directory and its length.
-fn newest_segment(dir: &Path) -> Option<(PathBuf, u64)> {
+/// The newest segment file of a log directory and its bytes.
+fn newest_segment(dir: &Path) -> Option<(PathBuf, Vec<u8>)> {
     let mut newest: Option<PathBuf> = None;
     for entry in std::fs::read_dir(dir).ok()?.flatten() {
         let path = entry.path();
@@ -226,22 +231,35 @@ fn newest_segment(dir: &Path) -> Option<(PathBuf, u64)> {
         }
     }
     let path = newest?;
-    let len = std::fs::metadata(&path).ok()?.len();
-    Some((path, len))
+    let bytes = std::fs::read(&path).ok()?;
+    Some((path, bytes))
 }
 
-/// Cuts `path` to `keep` bytes, then maybe appends a few random bytes.
-fn tear(path: &Path, keep: u64, garbage: bool, rng: &mut StdRng) -> std::io::Result<()> {
-    use std::io::Write;
-    let file = std::fs::OpenOptions::new().write(true).open(path)?;
-    file.set_len(keep)?;
+/// What a power cut leaves of a write that turned `before` into `after`: its bytes up to
+/// `keep` reached the disk, the rest did not (the file reads as before there, or ends),
+/// then maybe a few random bytes at `keep` (a page half written).
+fn tear(
+    path: &Path,
+    before: &[u8],
+    after: &[u8],
+    keep: usize,
+    garbage: bool,
+    rng: &mut StdRng,
+) -> std::io::Result<()> {
+    let mut bytes = after[..keep].to_vec();
+    if before.len() > keep {
+        bytes.extend_from_slice(&before[keep..]);
+    }
     if garbage {
         let noise: Vec<u8> = (0..rng.random_range(1..64)).map(|_| rng.random()).collect();
-        let mut file = std::fs::OpenOptions::new().append(true).open(path)?;
-        file.write_all(&noise)?;
+        for (i, byte) in noise.into_iter().enumerate() {
+            match bytes.get_mut(keep + i) {
+                Some(slot) => *slot = byte,
+                None => bytes.push(byte),
+            }
+        }
     }
-    drop(file);
-    Ok(())
+    std::fs::write(path, bytes)
 }
 
 /// Reads a replica's whole log through its reader.
