@@ -109,6 +109,10 @@ pub struct RaftSettings {
     /// records) the node refuses writes with `StorageFull` (Kafka error 56) instead of
     /// taking them; reads go on, and writes resume once the log is compacted and purged.
     pub max_log_bytes: u64,
+    /// Purged write-ahead-log segment files kept for reuse (0: purge deletes them).
+    /// Syncs over a reused file's blocks skip the journal commit an append needs; each
+    /// kept file takes a segment of disk beside the log.
+    pub recycle_segments: usize,
 }
 
 impl Default for RaftSettings {
@@ -121,6 +125,7 @@ impl Default for RaftSettings {
             workers: 0,
             segment_bytes: 128 * 1024 * 1024,
             max_log_bytes: 0,
+            recycle_segments: raft_storage::DEFAULT_RECYCLE_SEGMENTS,
         }
     }
 }
@@ -328,8 +333,14 @@ client_addr = "127.0.0.1:7202"
             (1, 7, 50, 10)
         );
         assert_eq!(c.peers.len(), 1);
+        assert_eq!(c.raft.recycle_segments, 2, "the log engine's default");
         c.validate().unwrap();
         assert_eq!(NodeConfig::from_toml(&c.to_toml()).unwrap(), c);
+        let none = SAMPLE.replace("tick_ms = 50", "tick_ms = 50\nrecycle_segments = 0");
+        assert_eq!(
+            NodeConfig::from_toml(&none).unwrap().raft.recycle_segments,
+            0
+        );
     }
 
     #[test]

@@ -237,7 +237,8 @@ fn open_engine(config: &NodeConfig, in_memory: bool) -> Result<LogEngine> {
         let dir = config.data_dir.join("wal");
         let engine_config = raft_storage::EngineConfig::new(dir)
             .segment_size(config.raft.segment_bytes)
-            .max_log_bytes(config.raft.max_log_bytes);
+            .max_log_bytes(config.raft.max_log_bytes)
+            .recycle_segments(config.raft.recycle_segments);
         Ok(LogEngine::open(engine_config)?)
     }
     #[cfg(not(feature = "wal"))]

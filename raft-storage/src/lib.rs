@@ -80,7 +80,8 @@ pub type GroupId = u64;
 
 pub use batch::LogBatch;
 pub use config::{
-    EngineConfig, DEFAULT_CACHE_CAPACITY, DEFAULT_PURGE_LAG_SEGMENTS, DEFAULT_SEGMENT_SIZE,
+    EngineConfig, DEFAULT_CACHE_CAPACITY, DEFAULT_PURGE_LAG_SEGMENTS, DEFAULT_RECYCLE_SEGMENTS,
+    DEFAULT_SEGMENT_SIZE,
 };
 pub use engine::{Deferred, LogEngine, LogUsage, NEAR_FULL_DIVISOR};
 pub use error::{CorruptionKind, Error, Result};
