@@ -216,9 +216,14 @@ fn expected(base: &Base, sealed: bool, old: &[u8], new: &[u8]) -> Expected {
     if at < HEADER {
         return Expected::Corrupt { offset: 0 };
     }
+    // Nine zeros where recovery stops are an end marker (format version 2): the bytes
+    // after the frames are cut but not counted as a torn tail.
+    let end_marker = new
+        .get(frame_start..frame_start + 9)
+        .is_some_and(|bytes| bytes.iter().all(|&b| b == 0));
     Expected::State {
         batches: sealed_batches + intact,
-        tail_cut: new.len() > frame_start,
+        tail_cut: new.len() > frame_start && !end_marker,
     }
 }
 
