@@ -145,10 +145,27 @@ fn a_thousand_hibernated_groups_exchange_no_messages() {
     for g in (1..=1000u64).step_by(97) {
         c.wait_leader(g);
     }
-    wait_until("all 1000 groups to hibernate on every node", || {
+    // Asleep everywhere, and quiet: the gauge moves while a worker's round runs, before
+    // that round's last sends (a sleeping follower still answers a heartbeat that was
+    // in flight). So wait until two ticks pass with all asleep and nothing sent, each
+    // reading taken after a round trip through every worker.
+    let sent = |c: &Cluster| -> Vec<u64> {
         (1..=3)
-            .all(|n| c.multi(n).metrics().hibernated == 1000)
-            .then_some(())
+            .map(|n| {
+                block(c.multi(n).statuses());
+                c.multi(n).metrics().messages_sent
+            })
+            .collect()
+    };
+    wait_until("all 1000 groups asleep on every node, and quiet", || {
+        let first = sent(&c);
+        let ticks = c.ticks.load(Ordering::SeqCst);
+        wait_until("2 ticks", || {
+            (c.ticks.load(Ordering::SeqCst) >= ticks + 2).then_some(())
+        })
+        .ok()?;
+        let asleep = (1..=3).all(|n| c.multi(n).metrics().hibernated == 1000);
+        (asleep && sent(&c) == first).then_some(())
     })
     .unwrap();
     let before: Vec<_> = pairs().map(|(a, b)| c.net.pair_stats(a, b)).collect();
