@@ -113,6 +113,10 @@ pub struct RaftSettings {
     /// Syncs over a reused file's blocks skip the journal commit an append needs; each
     /// kept file takes a segment of disk beside the log.
     pub recycle_segments: usize,
+    /// Fill the kept files up to `recycle_segments` with zero-written files at start,
+    /// so that a new log's first segments get the cheaper syncs too (costs writing that
+    /// many segments of zeros at each start that finds fewer kept).
+    pub prefill_segments: bool,
 }
 
 impl Default for RaftSettings {
@@ -126,6 +130,7 @@ impl Default for RaftSettings {
             segment_bytes: 128 * 1024 * 1024,
             max_log_bytes: 0,
             recycle_segments: raft_storage::DEFAULT_RECYCLE_SEGMENTS,
+            prefill_segments: false,
         }
     }
 }
@@ -340,6 +345,14 @@ client_addr = "127.0.0.1:7202"
         assert_eq!(
             NodeConfig::from_toml(&none).unwrap().raft.recycle_segments,
             0
+        );
+        assert!(!c.raft.prefill_segments, "off unless asked");
+        let prefill = SAMPLE.replace("tick_ms = 50", "tick_ms = 50\nprefill_segments = true");
+        assert!(
+            NodeConfig::from_toml(&prefill)
+                .unwrap()
+                .raft
+                .prefill_segments
         );
     }
 

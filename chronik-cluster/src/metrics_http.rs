@@ -206,8 +206,14 @@ pub(crate) fn render(inner: &NodeInner) -> String {
     metric(
         "chronik_wal_recycled_segments_total",
         "counter",
-        "Segments started on a purged segment's file (its blocks already on disk).",
+        "Segments started on a kept file (a purged segment's or a prefilled one).",
         wal.recycled_segments,
+    );
+    metric(
+        "chronik_wal_prefilled_segments_total",
+        "counter",
+        "Zero-written segment files made at start ([raft] prefill_segments).",
+        wal.prefilled_segments,
     );
     let (count, sum, max) = inner.produce_latency.read();
     metric(

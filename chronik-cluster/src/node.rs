@@ -238,7 +238,8 @@ fn open_engine(config: &NodeConfig, in_memory: bool) -> Result<LogEngine> {
         let engine_config = raft_storage::EngineConfig::new(dir)
             .segment_size(config.raft.segment_bytes)
             .max_log_bytes(config.raft.max_log_bytes)
-            .recycle_segments(config.raft.recycle_segments);
+            .recycle_segments(config.raft.recycle_segments)
+            .prefill_segments(config.raft.prefill_segments);
         Ok(LogEngine::open(engine_config)?)
     }
     #[cfg(not(feature = "wal"))]

@@ -32,6 +32,7 @@ pub struct EngineConfig {
     rewrite_threshold: u64,
     max_log_bytes: u64,
     recycle_segments: usize,
+    prefill_segments: bool,
 }
 
 impl EngineConfig {
@@ -45,6 +46,7 @@ impl EngineConfig {
             rewrite_threshold: DEFAULT_REWRITE_THRESHOLD,
             max_log_bytes: 0,
             recycle_segments: DEFAULT_RECYCLE_SEGMENTS,
+            prefill_segments: false,
         }
     }
 
@@ -104,6 +106,23 @@ impl EngineConfig {
     /// How many purged segment files are kept for reuse.
     pub fn get_recycle_segments(&self) -> usize {
         self.recycle_segments
+    }
+
+    /// Whether [`LogEngine::open`](crate::LogEngine::open) fills the kept files up to
+    /// [`recycle_segments`](EngineConfig::recycle_segments) with zero-written files of
+    /// a segment's size (default: no). The segment an open starts is then one of
+    /// them, so a new log's first segments are written over blocks already on disk as
+    /// well, instead of only once purge has freed files. It costs writing (and
+    /// syncing) up to that many segments of zeros at open, and that much disk. Like
+    /// raft-engine's `prefill-for-recycle`.
+    pub fn prefill_segments(mut self, prefill: bool) -> EngineConfig {
+        self.prefill_segments = prefill;
+        self
+    }
+
+    /// Whether open fills the kept files up with zero-written ones.
+    pub fn get_prefill_segments(&self) -> bool {
+        self.prefill_segments
     }
 
     /// The size limit of the log in bytes (0: none).

@@ -46,6 +46,9 @@ pub struct EngineStats {
     /// Segments started on a purged segment's file (see
     /// [`EngineConfig::recycle_segments`](crate::EngineConfig::recycle_segments)).
     pub recycled_segments: u64,
+    /// Zero-written segment files made at open (see
+    /// [`EngineConfig::prefill_segments`](crate::EngineConfig::prefill_segments)).
+    pub prefilled_segments: u64,
     /// Checkpoint records rewritten forward by purge so idle groups do not pin old segments.
     pub rewritten_groups: u64,
     /// Bytes of log replayed by recovery.
@@ -85,6 +88,7 @@ pub(crate) struct Counters {
     pub slow_syncs: AtomicU64,
     pub purged_segments: AtomicU64,
     pub recycled_segments: AtomicU64,
+    pub prefilled_segments: AtomicU64,
     pub rewritten_groups: AtomicU64,
     pub recovered_bytes: AtomicU64,
     pub recovery_tail_cuts: AtomicU64,
@@ -143,6 +147,7 @@ impl Counters {
             slow_syncs: get(&self.slow_syncs),
             purged_segments: get(&self.purged_segments),
             recycled_segments: get(&self.recycled_segments),
+            prefilled_segments: get(&self.prefilled_segments),
             rewritten_groups: get(&self.rewritten_groups),
             recovered_bytes: get(&self.recovered_bytes),
             recovery_tail_cuts: get(&self.recovery_tail_cuts),

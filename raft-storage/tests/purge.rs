@@ -193,3 +193,96 @@ fn purge_keeps_a_few_files_for_reuse_and_later_segments_take_them() {
     assert_eq!(kept_files(dir.path()), 0);
     assert_eq!(engine.stats().recycled_segments, 0);
 }
+
+/// Lengths of the files in `dir` whose name ends in `suffix`, by name.
+fn files_ending(dir: &std::path::Path, suffix: &str) -> Vec<(String, u64)> {
+    let mut files: Vec<(String, u64)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.ends_with(suffix)
+                .then(|| (name, e.metadata().unwrap().len()))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_prefilled_log_starts_on_written_files_and_tops_them_up_at_each_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefilled = |dir: &std::path::Path| config(dir).prefill_segments(true);
+    let engine = LogEngine::open(prefilled(dir.path())).unwrap();
+    let stats = engine.stats();
+    assert_eq!(
+        stats.prefilled_segments, 2,
+        "the pool filled to the default two"
+    );
+    assert_eq!(
+        stats.recycled_segments, 1,
+        "the first segment is one of them"
+    );
+    assert_eq!(
+        files_ending(dir.path(), ".recycle").len(),
+        1,
+        "one left in the pool"
+    );
+    let logs = files_ending(dir.path(), ".log");
+    assert_eq!(logs.len(), 1);
+    assert_eq!(
+        logs[0].1, 4096,
+        "the segment's file was written to its full size"
+    );
+    fill(&engine, 1, 30);
+    let before = dump(&engine, 1);
+    assert_eq!(before.entries.len(), 30);
+    drop(engine);
+
+    // A reopen reads exactly what was written (not the zeros after it) and tops the
+    // pool up again before its new segment takes one.
+    let engine = LogEngine::open(prefilled(dir.path())).unwrap();
+    assert_eq!(dump(&engine, 1), before);
+    let stats = engine.stats();
+    assert_eq!(
+        stats.prefilled_segments, 2,
+        "both kept files went to segments"
+    );
+    assert_eq!(stats.recycled_segments, 1);
+    assert_eq!(files_ending(dir.path(), ".recycle").len(), 1);
+    // Purge gives segments' files back under their own names, beside the prefilled
+    // one, and later rotations take them.
+    compact_all(&engine, 1);
+    engine.purge_expired().unwrap();
+    assert_eq!(kept_files(dir.path()), 2);
+    fill(&engine, 1, 60);
+    let stats = engine.stats();
+    assert!(stats.recycled_segments >= 3, "{stats:?}");
+    let before = dump(&engine, 1);
+    drop(engine);
+    let engine = LogEngine::open(config(dir.path())).unwrap();
+    assert_eq!(dump(&engine, 1), before);
+    assert_eq!(engine.stats().prefilled_segments, 0, "off: nothing written");
+}
+
+#[test]
+fn an_interrupted_prefill_is_cleared_and_prefill_is_off_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = LogEngine::open(config(dir.path())).unwrap();
+    assert_eq!(engine.stats().prefilled_segments, 0);
+    assert_eq!(engine.stats().recycled_segments, 0);
+    assert_eq!(kept_files(dir.path()), 0, "no files written unasked");
+    fill(&engine, 1, 5);
+    let before = dump(&engine, 1);
+    drop(engine);
+    // A crash in the middle of writing a kept file leaves its partial file.
+    std::fs::write(dir.path().join("4294967295.prefill"), vec![0u8; 1000]).unwrap();
+    let engine = LogEngine::open(config(dir.path()).prefill_segments(true)).unwrap();
+    assert_eq!(dump(&engine, 1), before);
+    assert!(files_ending(dir.path(), ".prefill").is_empty());
+    assert_eq!(
+        files_ending(dir.path(), ".recycle"),
+        vec![("4294967294.recycle".to_owned(), 4096)],
+        "two written, the first taken by the new segment"
+    );
+}

@@ -214,7 +214,13 @@ impl LogEngine {
             .last()
             .map_or(Some(1), |&(last, _)| last.checked_add(1));
         let next = next.ok_or(Error::TooLarge { size: usize::MAX })?;
+        let prefilled = if config.get_prefill_segments() {
+            wal.prefill()
+        } else {
+            0
+        };
         let active = wal.create(next, recovered.last_segment_len)?;
+        let started_on_kept_file = u64::from(active.is_recycled());
         let mut groups = recovered.groups;
         let missing = snapshot::reconcile_snapshot_files(dir, &mut groups)?;
         let engine = LogEngine::with_parts(
@@ -237,6 +243,8 @@ impl LogEngine {
         add(&stats.recovery_tail_cuts, recovered.tail_cuts);
         add(&stats.recovery_bytes_cut, recovered.tail_bytes_cut);
         add(&stats.missing_snapshots, missing);
+        add(&stats.prefilled_segments, prefilled);
+        add(&stats.recycled_segments, started_on_kept_file);
         tracing::info!(
             dir = %dir.display(),
             groups = engine.inner.groups.read().len(),

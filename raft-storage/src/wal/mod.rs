@@ -21,8 +21,8 @@ use crate::codec::ENTRY_PREFIX;
 use crate::error::{CorruptionKind, Error, Result};
 use crate::group::IndexEntry;
 use segment::{
-    adopt_segment, create_segment, list_recycled, recycled_path, segment_path, sync_dir,
-    SEGMENT_HEADER,
+    adopt_segment, create_segment, list_recycled, prefill_file, recycled_path, remove_prefills,
+    segment_path, sync_dir, SEGMENT_HEADER,
 };
 
 /// The end of the frames in a segment whose file runs further (a recycled file's old
@@ -81,6 +81,7 @@ impl Wal {
             readers.insert(id, Arc::new(file));
         }
         let sealed_bytes = sealed.values().sum();
+        remove_prefills(dir)?;
         let mut pool = std::collections::VecDeque::new();
         for id in list_recycled(dir)? {
             let path = recycled_path(dir, id);
@@ -103,6 +104,42 @@ impl Wal {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Fills the kept files up to the configured number with zero-written files of a
+    /// segment's size; returns how many it wrote. Stops at the first failure (a full
+    /// disk, say), logging it: the files are a speed-up, never needed.
+    pub fn prefill(&self) -> u64 {
+        let mut written = 0;
+        let mut pool = self.pool.lock();
+        // Named from the top of the id space down, so that they never take the name
+        // purge gives a segment's file (segment ids count up from 1).
+        let mut id = u32::MAX;
+        while pool.len() < self.recycle_max {
+            let path = recycled_path(&self.dir, id);
+            if pool.contains(&path) {
+                id -= 1;
+                continue;
+            }
+            match prefill_file(&self.dir, id, self.segment_size) {
+                Ok(path) => {
+                    pool.push_back(path);
+                    written += 1;
+                }
+                Err(error) => {
+                    tracing::warn!(dir = %self.dir.display(), %error, "could not prefill a segment file");
+                    let _ = remove_prefills(&self.dir);
+                    break;
+                }
+            }
+            id -= 1;
+        }
+        if written > 0 {
+            if let Err(error) = sync_dir(&self.dir) {
+                tracing::warn!(dir = %self.dir.display(), %error, "could not sync the log directory after prefilling");
+            }
+        }
+        written
     }
 
     /// Starts segment `id` (recording `prev_len`, the final length of the segment before

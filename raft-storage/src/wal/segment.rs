@@ -20,6 +20,8 @@ pub(crate) const FORMAT_VERSION: u32 = 2;
 pub(crate) const REUSE_VERSION: u32 = 2;
 const SEGMENT_SUFFIX: &str = ".log";
 const RECYCLED_SUFFIX: &str = ".recycle";
+/// A kept file being prefilled; renamed to `.recycle` once written and synced.
+const PREFILL_SUFFIX: &str = ".prefill";
 
 /// `<dir>/<id, 10 digits>.log`.
 pub(crate) fn segment_path(dir: &Path, id: u32) -> PathBuf {
@@ -124,6 +126,45 @@ pub(crate) fn list_recycled(dir: &Path) -> io::Result<Vec<u32>> {
     }
     ids.sort_unstable();
     Ok(ids)
+}
+
+/// Writes a kept file of `size` zero bytes as `<dir>/<id>.recycle`: written to
+/// `<id>.prefill`, synced, then renamed (the caller syncs the directory). A crash
+/// leaves at worst a `.prefill` file, which [`remove_prefills`] deletes.
+pub(crate) fn prefill_file(dir: &Path, id: u32, size: u64) -> io::Result<PathBuf> {
+    const CHUNK: usize = 1 << 20;
+    let partial = dir.join(format!("{id:010}{PREFILL_SUFFIX}"));
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&partial)?;
+    let zeros = vec![0u8; CHUNK];
+    let mut offset = 0u64;
+    while offset < size {
+        let len = (size - offset).min(CHUNK as u64) as usize;
+        file.write_all_at(&zeros[..len], offset)?;
+        offset += len as u64;
+    }
+    file.sync_data()?;
+    let kept = recycled_path(dir, id);
+    fs::rename(&partial, &kept)?;
+    Ok(kept)
+}
+
+/// Deletes the `.prefill` files an interrupted prefill left in `dir`.
+pub(crate) fn remove_prefills(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.ends_with(PREFILL_SUFFIX))
+        {
+            fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// Makes the kept file at `from` segment `id`: writes its header followed by an end
