@@ -189,3 +189,29 @@ fn a_sealed_frame_reads_only_as_its_own_segments() {
     ));
     assert!(read_frame(&unsealed, None).is_ok());
 }
+
+proptest::proptest! {
+    #[test]
+    fn concatenated_crcs_match_the_crc_of_the_concatenation(
+        a in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+        b in proptest::collection::vec(proptest::num::u8::ANY, 0..5000),
+    ) {
+        let whole = crc32c::crc32c_append(crc32c::crc32c(&a), &b);
+        proptest::prop_assert_eq!(
+            crc32c_concat(crc32c::crc32c(&a), crc32c::crc32c(&b), b.len() as u64),
+            whole
+        );
+    }
+}
+
+#[test]
+fn concatenated_crcs_match_the_crate_for_long_and_empty_tails() {
+    // An empty tail's CRC is 0 (the crate returns the head's CRC without looking).
+    assert_eq!(crc32c_concat(0x1234_5678, 0, 0), 0x1234_5678);
+    for len in [1u64, 7, 8, 4095, 1 << 20, (1 << 32) + 17, u64::MAX >> 3] {
+        let (a, b) = (0x1234_5678, 0x9abc_def0);
+        let ours = crc32c_concat(a, b, len);
+        let theirs = crc32c::crc32c_combine(a, b, len as usize);
+        assert_eq!(ours, theirs, "len {len}");
+    }
+}
