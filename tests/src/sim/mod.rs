@@ -60,6 +60,9 @@ pub struct SimConfig {
     pub partitions: u64,
     /// Scheduler workers per node (groups are sharded across them).
     pub workers: usize,
+    /// Logs prefill their kept segment files at every open
+    /// (`EngineConfig::prefill_segments`), so new segments start on zero-written files.
+    pub prefill_segments: bool,
     /// Steps of workload under faults before the final heal and check.
     pub steps: u64,
     /// Inject network faults, crashes and slow disks.
@@ -71,7 +74,8 @@ pub struct SimConfig {
 impl SimConfig {
     /// The settings CI runs for `seed`: 3, 4 or 5 nodes (with more than 3,
     /// reassignments have somewhere to go), 1 to 3 partitions, 1 or 2 workers per
-    /// node, 2,000 steps, every fault.
+    /// node, prefilled segment files in every other group of eight seeds, 2,000
+    /// steps, every fault.
     pub fn for_seed(seed: u64) -> SimConfig {
         SimConfig {
             seed,
@@ -82,6 +86,7 @@ impl SimConfig {
             },
             partitions: 1 + seed % 3,
             workers: 1 + (seed / 4 % 2) as usize,
+            prefill_segments: seed / 8 % 2 == 1,
             steps: 2_000,
             faults: true,
             admin: true,

@@ -35,6 +35,7 @@ pub(crate) struct SimNode {
     pub id: NodeId,
     dir: PathBuf,
     workers: usize,
+    prefill_segments: bool,
     pub up: Option<Running>,
     /// The step until which this node's disk (and CPU) is slow.
     pub slow_until: u64,
@@ -62,11 +63,12 @@ fn partition_config() -> PartitionConfig {
 }
 
 impl SimNode {
-    pub(crate) fn new(id: NodeId, root: &Path, workers: usize) -> SimNode {
+    pub(crate) fn new(id: NodeId, root: &Path, workers: usize, prefill_segments: bool) -> SimNode {
         SimNode {
             id,
             dir: root.join(format!("node-{id}")),
             workers,
+            prefill_segments,
             up: None,
             slow_until: 0,
             next_tick: 0,
@@ -97,7 +99,9 @@ impl SimNode {
         assigned: &[(GroupId, Option<Vec<NodeId>>)],
         now: u64,
     ) -> Result<(), SimError> {
-        let config = EngineConfig::new(self.wal_dir()).segment_size(32 * 1024);
+        let config = EngineConfig::new(self.wal_dir())
+            .segment_size(32 * 1024)
+            .prefill_segments(self.prefill_segments);
         let engine = LogEngine::open(config)
             .map_err(|e| SimError::Node(self.id, format!("recovery failed: {e}")))?;
         let (multi, driver) = MultiRaft::start_manual(

@@ -33,7 +33,7 @@ pub fn run(config: &SimConfig) -> Result<SimReport, SimError> {
         rng: rand::rngs::StdRng::seed_from_u64(config.seed),
         network: LocalNetwork::new(config.seed),
         nodes: (1..=config.nodes)
-            .map(|id| SimNode::new(id, dir.path(), config.workers))
+            .map(|id| SimNode::new(id, dir.path(), config.workers, config.prefill_segments))
             .collect(),
         history: History::new(),
         producers: Vec::new(),
