@@ -198,8 +198,8 @@ impl LogEngine {
         if wal.needs_rotation(active.len + start as u64, len) {
             // Earlier pending frames belong to the old segment.
             if start > 0 {
-                wal.append(active, &state.buf[..start])?;
-                state.buf.drain(..start);
+                let mut earlier: Vec<u8> = state.buf.drain(..start).collect();
+                wal.append(active, &mut earlier)?;
                 start = 0;
             }
             // Sealing the old segment and creating the next are syncs too (of the old
@@ -218,7 +218,7 @@ impl LogEngine {
         crate::codec::seal_frame(&mut state.buf[start..start + len], active.id);
         let placed = (active.id, active.len + start as u64);
         if flush {
-            wal.append(active, &state.buf)?;
+            wal.append(active, &mut state.buf)?;
             state.buf.clear();
             self.inner
                 .flushed
@@ -236,7 +236,7 @@ impl LogEngine {
         if state.buf.is_empty() {
             return Ok(());
         }
-        if let Err(error) = wal.append(active, &state.buf) {
+        if let Err(error) = wal.append(active, &mut state.buf) {
             self.poison();
             return Err(error.into());
         }

@@ -208,17 +208,22 @@ impl Wal {
         self.sealed_bytes.load(Ordering::Acquire)
     }
 
-    /// Writes one frame at the segment's end with one `pwrite` call; returns its offset
-    /// in the segment. In a recycled file, nine zeros follow it (the next frame
+    /// Writes `frames` at the segment's end with one `pwrite` call; returns their offset
+    /// in the segment. In a recycled file, nine zeros follow them (the next write
     /// overwrites them), so that recovery knows where the frames end and the old bytes
-    /// begin.
-    pub fn append(&self, active: &mut ActiveSegment, frame: &[u8]) -> io::Result<u64> {
+    /// begin: they go in the same call, appended to `frames` for it and taken off after.
+    pub fn append(&self, active: &mut ActiveSegment, frames: &mut Vec<u8>) -> io::Result<u64> {
         let offset = active.len;
-        active.file.write_all_at(frame, offset)?;
-        let end = offset + frame.len() as u64;
-        if active.stale_end > end {
-            active.file.write_all_at(&END_MARKER, end)?;
+        let end = offset + frames.len() as u64;
+        let marked = active.stale_end > end;
+        if marked {
+            frames.extend_from_slice(&END_MARKER);
         }
+        let written = active.file.write_all_at(frames, offset);
+        if marked {
+            frames.truncate(frames.len() - END_MARKER.len());
+        }
+        written?;
         active.len = end;
         Ok(offset)
     }
