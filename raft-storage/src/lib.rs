@@ -13,7 +13,9 @@
 //! - Reopening replays the log, cuts a torn tail at the first bad frame and refuses (with a
 //!   typed error naming file and offset) damage anywhere else. A failed `fdatasync` poisons
 //!   the engine. [`LogEngine::purge_expired`] deletes segments no group needs (keeping a few of
-//!   their files to become later segments: syncs over blocks already on disk are cheaper).
+//!   their files to become later segments: syncs over blocks already on disk are cheaper;
+//!   [`EngineConfig::prefill_segments`] writes such files ahead at open, so a new log's
+//!   first segments get that too).
 //! - [`LogEngine::in_memory`] has the same API without files.
 //!
 //! The on-disk format is described in `FORMAT.md`.
