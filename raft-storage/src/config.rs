@@ -113,8 +113,10 @@ impl EngineConfig {
     /// a segment's size (default: no). The segment an open starts is then one of
     /// them, so a new log's first segments are written over blocks already on disk as
     /// well, instead of only once purge has freed files. It costs writing (and
-    /// syncing) up to that many segments of zeros at open, and that much disk. Like
-    /// raft-engine's `prefill-for-recycle`.
+    /// syncing) up to that many segments of zeros at open, and that much disk; a file
+    /// is prefilled only while five segments' worth of disk is free, so that the
+    /// files never take the room the log needs. Like raft-engine's
+    /// `prefill-for-recycle`.
     pub fn prefill_segments(mut self, prefill: bool) -> EngineConfig {
         self.prefill_segments = prefill;
         self

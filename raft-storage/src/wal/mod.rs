@@ -47,6 +47,14 @@ impl ActiveSegment {
     }
 }
 
+/// Whether a prefilled file of `segment_size` bytes may take disk that has `available`
+/// bytes free: only while four segments' worth stays free after it (the active segment,
+/// the next one and room for snapshots), so that files written ahead for speed never
+/// take the room the log itself needs.
+fn room_to_prefill(available: u64, segment_size: u64) -> bool {
+    available >= segment_size.saturating_mul(5)
+}
+
 /// Segment files of one engine directory.
 #[derive(Debug)]
 pub(crate) struct Wal {
@@ -120,6 +128,11 @@ impl Wal {
             if pool.contains(&path) {
                 id -= 1;
                 continue;
+            }
+            let available = fs2::available_space(&self.dir).unwrap_or(0);
+            if !room_to_prefill(available, self.segment_size) {
+                tracing::warn!(dir = %self.dir.display(), available, "too little free disk to prefill a segment file");
+                break;
             }
             match prefill_file(&self.dir, id, self.segment_size) {
                 Ok(path) => {
@@ -310,5 +323,19 @@ impl Wal {
             at = end;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::room_to_prefill;
+
+    #[test]
+    fn prefill_leaves_four_segments_of_disk_free() {
+        assert!(room_to_prefill(5 << 20, 1 << 20));
+        assert!(!room_to_prefill((5 << 20) - 1, 1 << 20));
+        assert!(!room_to_prefill(0, 1 << 20));
+        assert!(!room_to_prefill(600 << 20, 128 << 20));
+        assert!(room_to_prefill(640 << 20, 128 << 20));
     }
 }
