@@ -43,7 +43,8 @@ pub struct EngineStats {
     pub slow_syncs: u64,
     /// Segments deleted by purge.
     pub purged_segments: u64,
-    /// Segments started on a purged segment's file (see
+    /// Segments started on a kept file, a purged segment's or a prefilled one, by a
+    /// rotation or an open (see
     /// [`EngineConfig::recycle_segments`](crate::EngineConfig::recycle_segments)).
     pub recycled_segments: u64,
     /// Zero-written segment files made at open (see
