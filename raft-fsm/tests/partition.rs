@@ -364,6 +364,61 @@ async fn long_poll_waits_for_the_high_watermark() {
     assert_eq!(*updates.borrow(), 3);
 }
 
+#[tokio::test]
+async fn a_subscriber_after_unwatched_appends_holds_the_current_high_watermark() {
+    let mut d = machine(1 << 20);
+    d.new_term();
+    let reader = d.machine.reader();
+    for _ in 0..3 {
+        d.append(b"z", 1, 0).unwrap();
+    }
+    let updates = reader.subscribe();
+    assert_eq!(*updates.borrow(), 3);
+    assert_eq!(reader.high_watermark(), 3);
+    drop(updates);
+    d.append(b"z", 1, 0).unwrap();
+    assert_eq!(
+        reader.wait_for(3, std::time::Duration::from_secs(30)).await,
+        Ok(4)
+    );
+}
+
+#[test]
+fn waiters_subscribing_while_records_are_applied_miss_none() {
+    // Each wait subscribes anew while another thread applies: a wait that missed the
+    // apply it needs (the last ones have none after them) would time out.
+    let mut d = machine(1 << 20);
+    d.new_term();
+    let reader = d.machine.reader();
+    let main_reader = reader.clone();
+    const RECORDS: u64 = 3000;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let waiter = std::thread::spawn(move || {
+        runtime.block_on(async {
+            // Offsets far apart: most applies find no receiver.
+            for offset in (0..RECORDS).step_by(13).chain([RECORDS - 1]) {
+                let hw = reader
+                    .wait_for(offset, std::time::Duration::from_secs(30))
+                    .await;
+                assert!(
+                    matches!(hw, Ok(hw) if hw > offset),
+                    "offset {offset}: {hw:?}"
+                );
+            }
+        })
+    });
+    for _ in 0..RECORDS {
+        d.append(b"w", 1, 0).unwrap();
+    }
+    waiter.join().unwrap();
+    // Every receiver is gone: the next apply sends nothing, a new one still sees it.
+    d.append(b"w", 1, 0).unwrap();
+    assert_eq!(*main_reader.subscribe().borrow(), RECORDS + 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn long_poll_times_out() {
     let reader = PartitionStateMachine::in_memory(PartitionConfig::default()).reader();

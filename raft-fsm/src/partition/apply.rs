@@ -100,8 +100,16 @@ impl PartitionStateMachine {
         }
         self.active.append(&header, &append.records)?;
         self.next_offset = next_offset;
-        self.shared.view.write().next_offset = next_offset;
-        self.shared.high_watermark.send_replace(next_offset);
+        {
+            let mut view = self.shared.view.write();
+            view.next_offset = next_offset;
+            // Waking waiters costs a lock per shard of the channel even when none wait,
+            // on every applied batch: send only to receivers. One subscribing now has
+            // to take the view's lock first and catches the channel up with it.
+            if self.shared.high_watermark.receiver_count() > 0 {
+                self.shared.high_watermark.send_replace(next_offset);
+            }
+        }
         if let Some(producer) = append.producer {
             let batch = ProducerBatch {
                 first_sequence: producer.base_sequence,

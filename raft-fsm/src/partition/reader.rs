@@ -202,9 +202,21 @@ impl PartitionReader {
         view.epochs.end_offset_for(epoch, view.next_offset)
     }
 
-    /// A receiver of high-watermark changes (for long-poll fetch).
+    /// A receiver of high-watermark changes (for long-poll fetch), holding the
+    /// current high watermark.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.shared.high_watermark.subscribe()
+        // Applies send to the channel only while it has receivers, under the view's
+        // lock: subscribing under that lock and bringing the channel up to the view
+        // leaves no apply in between unseen.
+        let view = self.shared.view.read();
+        let receiver = self.shared.high_watermark.subscribe();
+        let current = view.next_offset;
+        self.shared.high_watermark.send_if_modified(|hw| {
+            let stale = *hw != current;
+            *hw = current;
+            stale
+        });
+        receiver
     }
 
     /// Waits until the high watermark passes `offset` (a record at `offset`
