@@ -23,7 +23,10 @@ mod read;
 
 /// A sparse index entry every this many bytes of a file segment.
 const INDEX_INTERVAL: u64 = 4096;
-/// Appends are buffered in memory up to this size before one `write`.
+/// Appends are gathered in memory up to this size before one `write`. The buffer is
+/// allocated at this size on the first append after a sync (never regrown, so never
+/// copied), a frame that does not fit goes to the file on its own, and a sync gives the
+/// buffer back: a partition that went quiet holds none.
 const WRITE_BUFFER: usize = 256 * 1024;
 /// Reads from files are done in windows of at least this size.
 const READ_WINDOW: usize = 64 * 1024;
@@ -188,13 +191,38 @@ impl Segment {
                 file_len,
                 buffer,
             } => {
-                buffer.extend_from_slice(&frame::header_bytes(header));
-                buffer.extend_from_slice(payload);
-                if buffer.len() >= WRITE_BUFFER {
-                    Self::write_buffer(self.path.as_deref(), file, file_len, buffer)?;
+                let path = self.path.as_deref();
+                let head = frame::header_bytes(header);
+                let frame_len = head.len() + payload.len();
+                if buffer.len() + frame_len > WRITE_BUFFER {
+                    Self::write_buffer(path, file, file_len, buffer)?;
+                }
+                if frame_len > WRITE_BUFFER {
+                    // Larger than the buffer: straight to the file, after what was
+                    // buffered before it.
+                    Self::write_at(path, file, file_len, &head)?;
+                    Self::write_at(path, file, file_len, payload)?;
+                } else {
+                    if buffer.capacity() < WRITE_BUFFER {
+                        buffer.reserve_exact(WRITE_BUFFER - buffer.len());
+                    }
+                    buffer.extend_from_slice(&head);
+                    buffer.extend_from_slice(payload);
                 }
             }
         }
+        Ok(())
+    }
+
+    fn write_at(
+        path: Option<&Path>,
+        file: &File,
+        file_len: &mut u64,
+        bytes: &[u8],
+    ) -> Result<(), FsmError> {
+        file.write_all_at(bytes, *file_len)
+            .map_err(|e| FsmError::io(path.unwrap_or(Path::new("")), e))?;
+        *file_len += bytes.len() as u64;
         Ok(())
     }
 
@@ -207,10 +235,7 @@ impl Segment {
         if buffer.is_empty() {
             return Ok(());
         }
-        let path = path.unwrap_or(Path::new(""));
-        file.write_all_at(buffer, *file_len)
-            .map_err(|e| FsmError::io(path, e))?;
-        *file_len += buffer.len() as u64;
+        Self::write_at(path, file, file_len, buffer)?;
         buffer.clear();
         Ok(())
     }
@@ -226,6 +251,9 @@ impl Segment {
         } = &mut inner.store
         {
             Self::write_buffer(self.path.as_deref(), file, file_len, buffer)?;
+            // Syncs come every few thousand appends of a busy partition (or once for
+            // a quiet one): the next append allocates anew.
+            *buffer = Vec::new();
             let path = self.path.as_deref().unwrap_or(Path::new(""));
             file.sync_data().map_err(|e| FsmError::io(path, e))?;
         }
@@ -249,5 +277,65 @@ pub(crate) fn remove_if_exists(path: &Path) -> Result<(), FsmError> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(FsmError::io(path, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn buffered(segment: &Segment) -> (usize, usize) {
+        match &segment.inner.read().store {
+            Store::File { buffer, .. } => (buffer.len(), buffer.capacity()),
+            Store::Memory(_) => (0, 0),
+        }
+    }
+
+    #[test]
+    fn frames_of_every_size_read_back_in_order_and_the_buffer_stays_bounded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("00000000000000000000.log");
+        let segment = Segment::create(path.clone(), 0).expect("create");
+        // Small frames, one that just fits the buffer, ones larger than it, small again.
+        let sizes = [
+            100,
+            3_000,
+            WRITE_BUFFER - frame::FRAME_HEADER,
+            17,
+            WRITE_BUFFER,
+            5 * WRITE_BUFFER + 3,
+            1,
+            WRITE_BUFFER / 2,
+            WRITE_BUFFER / 2,
+            250,
+        ];
+        let mut expected = Vec::new();
+        let mut offset = 0u64;
+        for (i, &size) in sizes.iter().enumerate() {
+            let payload = Bytes::from(vec![i as u8 + 1; size]);
+            let header = frame::build(offset, 1, i as i64, 0, 1, &payload);
+            segment.append(&header, &payload).expect("append");
+            expected.extend_from_slice(&frame::header_bytes(&header));
+            expected.extend_from_slice(&payload);
+            offset += 1;
+            let (len, capacity) = buffered(&segment);
+            assert!(
+                len <= WRITE_BUFFER && capacity <= WRITE_BUFFER,
+                "{len}/{capacity}"
+            );
+            // What is in the file and what is buffered read back as one log.
+            let all = segment.read_raw(0, expected.len()).expect("read");
+            assert_eq!(&all[..], &expected[..], "after frame {i}");
+        }
+        assert_eq!(segment.len(), expected.len() as u64);
+        assert_eq!(segment.next_offset(), offset);
+        assert_eq!(segment.sync().expect("sync"), expected.len() as u64);
+        assert_eq!(buffered(&segment), (0, 0), "a sync gives the buffer back");
+        assert_eq!(std::fs::read(&path).expect("file"), expected);
+        // Appending after a sync buffers again, at the buffer's size.
+        let payload = Bytes::from_static(b"again");
+        let header = frame::build(offset, 1, 0, 0, 1, &payload);
+        segment.append(&header, &payload).expect("append");
+        assert_eq!(buffered(&segment).1, WRITE_BUFFER);
     }
 }
