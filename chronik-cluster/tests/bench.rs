@@ -223,4 +223,12 @@ fn bad_flags_are_refused_with_a_message() {
         .unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--partitions"));
+    let output = Command::cargo_bin("chronik-cluster")
+        .unwrap()
+        .args(["bench", "produce", "--warmup=-1"])
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--warmup"));
 }

@@ -97,6 +97,27 @@ pub fn bar(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
+/// When a paced client calls next: one interval after its last due time. A client
+/// still behind its schedule when the measured window opens (its answer came after
+/// `start`, its next call was due before) starts the window on its own `slot` in it:
+/// calls that piled up during the warm-up, while the nodes paid their start-up costs,
+/// are not carried into the window, and lateness from the window's opening on counts
+/// as before (latency runs from the due time).
+fn next_due(
+    due: Instant,
+    every: Duration,
+    answered: Instant,
+    start: Instant,
+    slot: Duration,
+) -> Instant {
+    let next = due + every;
+    if next < start && answered >= start {
+        start + slot
+    } else {
+        next
+    }
+}
+
 /// Runs every client on the current tokio runtime for `shape`, with a progress bar.
 pub async fn run<C: Client>(
     clients: Vec<C>,
@@ -123,8 +144,8 @@ pub async fn run<C: Client>(
                 let (mut ok, mut errors, mut acked) = (0u64, 0u64, 0u64);
                 let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
                 // Spread the paced clients' first calls over one interval.
-                let mut due =
-                    interval.map(|every| Instant::now() + every.mul_f64(i as f64 / count as f64));
+                let slot = interval.map(|every| every.mul_f64(i as f64 / count as f64));
+                let mut due = slot.map(|slot| Instant::now() + slot);
                 // Bounded by `end` and by the call budget.
                 for seq in 0u64.. {
                     if let Some(at) = due {
@@ -138,8 +159,8 @@ pub async fn run<C: Client>(
                     let result = client.call(seq).await;
                     let success = result.is_ok();
                     let answered = Instant::now();
-                    if let (Some(at), Some(every)) = (due.as_mut(), interval) {
-                        *at += every;
+                    if let (Some(at), Some(every), Some(slot)) = (due.as_mut(), interval, slot) {
+                        *at = next_due(*at, every, answered, start, slot);
                     }
                     acked += u64::from(success);
                     if sent < start || answered > end {
@@ -211,7 +232,48 @@ pub async fn run<C: Client>(
 
 #[cfg(test)]
 mod tests {
-    use super::error_kind;
+    use std::time::{Duration, Instant};
+
+    use super::{error_kind, next_due};
+
+    #[test]
+    fn a_warmup_backlog_is_not_carried_into_the_window() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let (every, slot, start) = (ms(10), ms(3), t0 + ms(1000));
+        // On schedule: one interval on, before and in the window alike.
+        assert_eq!(
+            next_due(t0 + ms(500), every, t0 + ms(501), start, slot),
+            t0 + ms(510)
+        );
+        assert_eq!(
+            next_due(t0 + ms(1200), every, t0 + ms(1201), start, slot),
+            t0 + ms(1210)
+        );
+        // Behind during the warm-up: the backlog is worked off there (not measured).
+        assert_eq!(
+            next_due(t0 + ms(300), every, t0 + ms(900), start, slot),
+            t0 + ms(310)
+        );
+        // Still behind when the window opens: the window starts on the client's slot.
+        assert_eq!(
+            next_due(t0 + ms(300), every, t0 + ms(1000), start, slot),
+            t0 + ms(1003)
+        );
+        assert_eq!(
+            next_due(t0 + ms(985), every, t0 + ms(1400), start, slot),
+            t0 + ms(1003)
+        );
+        // Late inside the window: lateness counts, no catching up by skipping.
+        assert_eq!(
+            next_due(t0 + ms(995), every, t0 + ms(1400), start, slot),
+            t0 + ms(1005)
+        );
+        assert_eq!(
+            next_due(t0 + ms(1100), every, t0 + ms(1900), start, slot),
+            t0 + ms(1110)
+        );
+    }
 
     #[derive(Debug)]
     #[allow(dead_code)]

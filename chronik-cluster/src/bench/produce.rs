@@ -41,6 +41,12 @@ pub struct ProduceArgs {
     /// Offered load in records/s over all producers (0: as fast as answered).
     #[arg(long, default_value_t = 0.0)]
     pub rate: f64,
+    /// Seconds of load before each measured window (the sweep's too), not measured: the
+    /// nodes' first second or so of load is spent faulting in fresh memory. A paced
+    /// client still behind when the window opens starts it on its schedule (the
+    /// warm-up's backlog is not carried over).
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
     /// Stop each run after this many records acknowledged (before `--duration`).
     #[arg(long)]
     pub records: Option<u64>,
@@ -117,6 +123,13 @@ impl AcksArg {
     }
 }
 
+impl ProduceArgs {
+    /// `--warmup` as a duration (checked to be finite and not negative by `run`).
+    pub fn warmup_time(&self) -> Duration {
+        Duration::try_from_secs_f64(self.warmup).unwrap_or_default()
+    }
+}
+
 /// The topic of the scenario.
 pub const TOPIC: &str = "bench";
 
@@ -130,6 +143,11 @@ pub async fn run(common: &Common, args: ProduceArgs) -> Result<Report, BenchErro
     if args.partitions == 0 || args.producers == 0 || args.batch == 0 || args.record_size == 0 {
         return Err(BenchError::Usage(
             "--partitions, --producers, --batch and --record-size must be at least 1".into(),
+        ));
+    }
+    if !(args.warmup.is_finite() && args.warmup >= 0.0) {
+        return Err(BenchError::Usage(
+            "--warmup must be a number of seconds, 0 or more".into(),
         ));
     }
     let timing = common.timing();
@@ -148,9 +166,13 @@ pub async fn run(common: &Common, args: ProduceArgs) -> Result<Report, BenchErro
     report.setting("offered_records_per_sec", args.rate);
     report.setting("duration_secs", duration.as_secs_f64());
     report.setting("prefill_log", args.prefill_log);
+    report.setting(
+        "warmup_secs",
+        args.warmup_time().min(duration).as_secs_f64(),
+    );
     timing.describe(&mut report);
     let shape = Shape {
-        warmup: Duration::from_secs(1).min(duration),
+        warmup: args.warmup_time().min(duration),
         duration,
         rate: (args.rate > 0.0).then(|| args.rate / f64::from(args.batch)),
         max_calls: args.records.map(|r| r.div_ceil(u64::from(args.batch))),

@@ -113,7 +113,7 @@ async fn sweep(
             })
             .collect();
         let shape = Shape {
-            warmup: Duration::from_secs(1).min(duration),
+            warmup: args.warmup_time().min(duration),
             duration,
             rate: Some(args.sweep_rate / f64::from(args.batch)),
             max_calls: None,
