@@ -241,38 +241,27 @@ mod tests {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let (every, slot, start) = (ms(10), ms(3), t0 + ms(1000));
-        // On schedule: one interval on, before and in the window alike.
-        assert_eq!(
-            next_due(t0 + ms(500), every, t0 + ms(501), start, slot),
-            t0 + ms(510)
-        );
-        assert_eq!(
-            next_due(t0 + ms(1200), every, t0 + ms(1201), start, slot),
-            t0 + ms(1210)
-        );
-        // Behind during the warm-up: the backlog is worked off there (not measured).
-        assert_eq!(
-            next_due(t0 + ms(300), every, t0 + ms(900), start, slot),
-            t0 + ms(310)
-        );
-        // Still behind when the window opens: the window starts on the client's slot.
-        assert_eq!(
-            next_due(t0 + ms(300), every, t0 + ms(1000), start, slot),
-            t0 + ms(1003)
-        );
-        assert_eq!(
-            next_due(t0 + ms(985), every, t0 + ms(1400), start, slot),
-            t0 + ms(1003)
-        );
-        // Late inside the window: lateness counts, no catching up by skipping.
-        assert_eq!(
-            next_due(t0 + ms(995), every, t0 + ms(1400), start, slot),
-            t0 + ms(1005)
-        );
-        assert_eq!(
-            next_due(t0 + ms(1100), every, t0 + ms(1900), start, slot),
-            t0 + ms(1110)
-        );
+        // (due, answered, next due), in ms from t0; the window opens at 1000.
+        let cases = [
+            // On schedule: one interval on, before and in the window alike.
+            (500, 501, 510),
+            (1200, 1201, 1210),
+            // Behind during the warm-up: the backlog is worked off there (not measured).
+            (300, 900, 310),
+            // Still behind when the window opens: the window starts on the client's slot.
+            (300, 1000, 1003),
+            (985, 1400, 1003),
+            // Late inside the window: lateness counts, no catching up by skipping.
+            (995, 1400, 1005),
+            (1100, 1900, 1110),
+        ];
+        for (due, answered, next) in cases {
+            assert_eq!(
+                next_due(t0 + ms(due), every, t0 + ms(answered), start, slot),
+                t0 + ms(next),
+                "due {due} answered {answered}"
+            );
+        }
     }
 
     #[derive(Debug)]
