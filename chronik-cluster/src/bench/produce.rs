@@ -166,13 +166,11 @@ pub async fn run(common: &Common, args: ProduceArgs) -> Result<Report, BenchErro
     report.setting("offered_records_per_sec", args.rate);
     report.setting("duration_secs", duration.as_secs_f64());
     report.setting("prefill_log", args.prefill_log);
-    report.setting(
-        "warmup_secs",
-        args.warmup_time().min(duration).as_secs_f64(),
-    );
+    let warmup = args.warmup_time().min(duration);
+    report.setting("warmup_secs", warmup.as_secs_f64());
     timing.describe(&mut report);
     let shape = Shape {
-        warmup: args.warmup_time().min(duration),
+        warmup,
         duration,
         rate: (args.rate > 0.0).then(|| args.rate / f64::from(args.batch)),
         max_calls: args.records.map(|r| r.div_ceil(u64::from(args.batch))),
